@@ -1,0 +1,397 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: agentops.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: process_facts
+short_description: Read the process table in one pass and report zombies, orphaned agents and descriptor exhaustion
+version_added: 0.1.0
+description:
+  - Walks C(/proc) once (no C(ps) parsing) and records, for every process, pid, ppid, state, user, RSS, start time,
+    command line, thread count, and open descriptors against its own C(Max open files) limit.
+  - "Reports: zombies grouped by parent with the parent chain up to PID 1 (C(proc.zombie)); agent processes that were
+    re-parented to PID 1 (C(proc.orphan)); processes near their descriptor limit (C(proc.fd_exhaustion)); single
+    processes holding a large share of memory (C(proc.high_rss))."
+  - A process that exits during the scan is skipped and counted; one whose details the connecting user may not read
+    is kept with what could be read and counted (C(proc.limited_visibility)). Neither fails the module.
+  - Command lines are redacted on the host (API keys, tokens, passwords) before they are returned.
+author:
+  - agentops.runbooks developers (@agentops)
+extends_documentation_fragment:
+  - agentops.runbooks.diagnostics
+options:
+  patterns:
+    description:
+      - Regular expressions naming the agent processes (the collection-wide C(agentops_process_patterns)).
+      - A process matches when a pattern matches the whole of its name (C(comm)), the basename of its executable
+        (C(argv[0])) or the basename of its first argument (so C(npx) matches C(node /usr/bin/npx ...)).
+    type: list
+    elements: str
+    default: [node, claude, npx, npm]
+  top_n:
+    description: How many of the largest processes by RSS to list under RV(facts.top_rss).
+    type: int
+    default: 10
+  include_table:
+    description: Also return the whole process table under RV(facts.table) (large on busy hosts).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Read the process table
+  agentops.runbooks.process_facts:
+    patterns: [node, claude, npx, npm, "python3?"]
+  register: proc_diag
+
+- name: Show the zombies and their parents
+  ansible.builtin.debug:
+    var: proc_diag.facts.zombies
+"""
+
+RETURN = r"""
+facts:
+  description: Raw measurements.
+  returned: always
+  type: dict
+  contains:
+    process_count:
+      description: User-space processes seen (kernel threads excluded).
+      type: int
+    thread_count:
+      description: Threads of those processes.
+      type: int
+    states:
+      description: Process count per state letter (R, S, D, Z, T, ...).
+      type: dict
+    zombies:
+      description: Zombie processes with C(pid), C(ppid), C(name), C(age_seconds) and C(parent_chain) up to PID 1.
+      type: list
+      elements: dict
+    orphans:
+      description: Agent processes whose parent is PID 1.
+      type: list
+      elements: dict
+    agents:
+      description: Every process matching O(patterns) (at most 200).
+      type: list
+      elements: dict
+    top_rss:
+      description: The O(top_n) largest processes by resident memory.
+      type: list
+      elements: dict
+    near_fd_limit:
+      description: Processes at or above the lowest C(proc.fd_exhaustion) threshold.
+      type: list
+      elements: dict
+    unreadable:
+      description: Processes whose descriptors or limits could not be read.
+      type: int
+    vanished:
+      description: Processes that exited during the scan.
+      type: int
+    pid1:
+      description: Name and command line of PID 1.
+      type: dict
+    scan_ms:
+      description: Milliseconds the scan took.
+      type: int
+    table:
+      description: Every process (only with O(include_table=true)).
+      type: list
+      elements: dict
+      returned: when include_table is true
+findings:
+  description: Findings of the C(proc.*) rules, worst first.
+  returned: always
+  type: list
+  elements: dict
+incomplete:
+  description: Checks that could not run, each with C(check) and C(error).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import errno
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
+from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
+
+CMD_MAX = 512
+AGENTS_MAX = 200
+_GONE = (errno.ENOENT, errno.ESRCH)
+
+
+def compile_patterns(patterns):
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ValueError("patterns entry %r is not a valid regular expression: %s." % (pattern, exc))
+    return compiled
+
+
+class ProcessCollector(object):
+    def __init__(self, proc, patterns, top_n=10, thresholds=None, include_table=False):
+        self.proc = proc
+        self.patterns = patterns
+        self.top_n = top_n
+        self.thresholds = thresholds or {}
+        self.include_table = include_table
+        self.redactor = Redactor()
+        self.unreadable = 0
+        self.vanished = 0
+
+    # ------------------------------------------------------------ reading
+    def read_process(self, pid, uptime, boot_time):
+        """One process as a dict, or None for a kernel thread or a process that exited."""
+        try:
+            stat = self.proc.stat(pid)
+            if procfs.is_kernel_thread(stat):
+                return None
+            uid = self.proc.owner(pid)
+            argv = self.proc.cmdline(pid)
+        except OSError as exc:
+            if exc.errno in _GONE:
+                self.vanished += 1
+                return None
+            raise
+        except ValueError:
+            self.vanished += 1  # a truncated stat line: the process went away mid-read
+            return None
+        started = stat["starttime"] / float(procfs.CLK_TCK)
+        entry = {
+            "pid": pid,
+            "ppid": stat["ppid"],
+            "state": stat["state"],
+            "name": stat["comm"],
+            "user": procfs.username(uid),
+            "rss_kb": stat["rss_pages"] * procfs.PAGE_SIZE // 1024,
+            "threads": stat["threads"],
+            "start_time": int(boot_time + started) if boot_time else None,
+            "age_seconds": max(0, int(uptime - started)),
+            "argv": argv,
+            "fd_count": None,
+            "fd_limit": None,
+        }
+        if stat["state"] == "Z":
+            return entry
+        try:
+            entry["fd_count"] = self.proc.fd_count(pid)
+            entry["fd_limit"] = self.proc.limits(pid).get("Max open files", (None, None))[0]
+        except OSError as exc:
+            if exc.errno in _GONE:
+                self.vanished += 1
+                return None
+            self.unreadable += 1
+        return entry
+
+    def matches(self, entry):
+        names = [entry["name"]]
+        names.extend(os.path.basename(arg) for arg in entry["argv"][:2])
+        return any(p.fullmatch(name) for p in self.patterns for name in names)
+
+    def cmd(self, entry):
+        text = self.redactor.argv(entry["argv"]) if entry["argv"] else "[%s]" % entry["name"]
+        return text if len(text) <= CMD_MAX else text[:CMD_MAX] + "..."
+
+    def brief(self, entry):
+        return {
+            "pid": entry["pid"], "ppid": entry["ppid"], "user": entry["user"], "name": entry["name"],
+            "state": entry["state"], "rss_mb": round(entry["rss_kb"] / 1024.0, 1), "threads": entry["threads"],
+            "age_seconds": entry["age_seconds"], "fd_count": entry["fd_count"], "fd_limit": entry["fd_limit"],
+            "cmd": self.cmd(entry),
+        }
+
+    # ------------------------------------------------------------ analysis
+    def run(self):
+        began = time.monotonic()
+        findings = []
+        try:
+            uptime = self.proc.uptime()
+            boot_time = _boot_time(self.proc)
+            pids = self.proc.pids()
+        except (OSError, ValueError, IndexError) as exc:
+            error = fm.describe(exc)
+            return {"facts": {}, "incomplete": [{"check": "process table", "error": error}],
+                    "findings": [fm.make("proc.check_incomplete", "unknown", {"what": "the process table", "error": error})]}
+        table = {}
+        for pid in pids:
+            try:
+                entry = self.read_process(pid, uptime, boot_time)
+            except OSError:
+                self.unreadable += 1
+                continue
+            if entry is not None:
+                table[pid] = entry
+        try:
+            mem_total_kb = self.proc.meminfo().get("MemTotal")
+        except (OSError, ValueError):
+            mem_total_kb = None
+
+        facts = {
+            "process_count": len(table),
+            "thread_count": sum(e["threads"] for e in table.values()),
+            "states": {},
+            "unreadable": self.unreadable,
+            "vanished": self.vanished,
+        }
+        for entry in table.values():
+            facts["states"][entry["state"]] = facts["states"].get(entry["state"], 0) + 1
+        pid1 = table.get(1)
+        facts["pid1"] = {"name": pid1["name"], "cmd": self.cmd(pid1)} if pid1 else None
+
+        agents = [e for e in table.values() if self.matches(e)]
+        facts["agents"] = [self.brief(e) for e in agents[:AGENTS_MAX]]
+        facts["agent_count"] = len(agents)
+
+        facts["zombies"] = self.zombies(table, findings)
+        facts["orphans"] = self.orphans(agents, pid1, findings)
+        facts["near_fd_limit"] = self.fd_pressure(table, findings)
+        facts["top_rss"] = self.top_rss(table, mem_total_kb, findings)
+
+        if self.unreadable or self.vanished:
+            findings.append(fm.make("proc.limited_visibility", "info", {
+                "unreadable": self.unreadable, "vanished": self.vanished, "user": procfs.username(os.geteuid())}))
+        if self.include_table:
+            facts["table"] = [dict(self.brief(e), start_time=e["start_time"], rss_kb=e["rss_kb"]) for e in table.values()]
+        facts["scan_ms"] = int((time.monotonic() - began) * 1000)
+        return {"facts": facts, "findings": fm.ordered(findings), "incomplete": []}
+
+    def chain(self, table, pid):
+        chain = []
+        seen = set()
+        while pid in table and pid not in seen:
+            seen.add(pid)
+            entry = table[pid]
+            chain.append({"pid": pid, "name": entry["name"], "user": entry["user"], "cmd": self.cmd(entry)})
+            pid = entry["ppid"]
+        return chain
+
+    def zombies(self, table, findings):
+        zombies = [e for e in table.values() if e["state"] == "Z"]
+        by_parent = {}
+        for entry in zombies:
+            by_parent.setdefault(entry["ppid"], []).append(entry)
+        for ppid, group in sorted(by_parent.items()):
+            parent = table.get(ppid)
+            evidence = {
+                "count": len(group),
+                "ppid": ppid,
+                "parent_name": parent["name"] if parent else "unknown",
+                "zombie_pids": sorted(e["pid"] for e in group),
+                "oldest_age_seconds": max(e["age_seconds"] for e in group),
+                "parent_chain": self.chain(table, ppid),
+            }
+            found = fm.graded("proc.zombie", len(group), evidence, self.thresholds, subject="ppid %d" % ppid)
+            if found:
+                findings.append(found)
+        return [{"pid": e["pid"], "ppid": e["ppid"], "name": e["name"], "user": e["user"],
+                 "age_seconds": e["age_seconds"], "parent_chain": self.chain(table, e["ppid"])}
+                for e in sorted(zombies, key=lambda e: e["pid"])]
+
+    def orphans(self, agents, pid1, findings):
+        # When PID 1 is itself an agent (Node as a container's PID 1), its
+        # children are ordinary children, not orphans.
+        if pid1 is not None and self.matches(pid1):
+            return []
+        orphans = [e for e in agents if e["ppid"] == 1 and e["state"] != "Z" and e["pid"] != 1]
+        if orphans:
+            pids = sorted(e["pid"] for e in orphans)
+            found = fm.graded("proc.orphan", len(orphans), {
+                "count": len(orphans),
+                "patterns": ", ".join(p.pattern for p in self.patterns),
+                "pids": ",".join(str(p) for p in pids),
+                "processes": [self.brief(e) for e in orphans[:50]],
+                "rss_mb_total": round(sum(e["rss_kb"] for e in orphans) / 1024.0, 1),
+            }, self.thresholds)
+            if found:
+                findings.append(found)
+        return [self.brief(e) for e in sorted(orphans, key=lambda e: e["pid"])]
+
+    def fd_pressure(self, table, findings):
+        lowest = min(fm.thresholds_for("proc.fd_exhaustion", self.thresholds).values())
+        near = []
+        for entry in table.values():
+            if not entry["fd_limit"] or entry["fd_count"] is None:
+                continue
+            percent = round(100.0 * entry["fd_count"] / entry["fd_limit"], 1)
+            if percent < lowest:
+                continue
+            near.append(dict(self.brief(entry), used_percent=percent))
+            found = fm.graded("proc.fd_exhaustion", percent, {
+                "pid": entry["pid"], "name": entry["name"], "fd_count": entry["fd_count"],
+                "fd_limit": entry["fd_limit"], "used_percent": percent, "cmd": self.cmd(entry)},
+                self.thresholds, subject="pid %d" % entry["pid"])
+            if found:
+                findings.append(found)
+        return sorted(near, key=lambda e: -e["used_percent"])
+
+    def top_rss(self, table, mem_total_kb, findings):
+        top = sorted(table.values(), key=lambda e: -e["rss_kb"])[:self.top_n]
+        result = []
+        for entry in top:
+            item = self.brief(entry)
+            if mem_total_kb:
+                item["percent"] = round(100.0 * entry["rss_kb"] / mem_total_kb, 1)
+                found = fm.graded("proc.high_rss", item["percent"], {
+                    "pid": entry["pid"], "name": entry["name"], "rss_mb": item["rss_mb"], "percent": item["percent"],
+                    "cmd": item["cmd"]}, self.thresholds, subject="pid %d" % entry["pid"])
+                if found:
+                    findings.append(found)
+            result.append(item)
+        return result
+
+
+def _boot_time(proc):
+    try:
+        for line in proc.read("stat").splitlines():
+            if line.startswith("btime "):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            patterns=dict(type="list", elements="str", default=["node", "claude", "npx", "npm"]),
+            top_n=dict(type="int", default=10),
+            include_table=dict(type="bool", default=False),
+            thresholds=dict(type="dict", default={}),
+            proc_root=dict(type="path", default="/proc"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not 0 <= params["top_n"] <= 1000:
+        module.fail_json(msg="top_n must be between 0 and 1000, got %d." % params["top_n"])
+    if not params["patterns"]:
+        module.fail_json(msg="patterns must name at least one process pattern.")
+    try:
+        thresholds = fm.validate_thresholds(params["thresholds"])
+        patterns = compile_patterns(params["patterns"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if not os.path.isdir(params["proc_root"]):
+        module.fail_json(msg="proc_root %s is not a directory." % params["proc_root"])
+    collector = ProcessCollector(procfs.ProcFS(params["proc_root"]), patterns, params["top_n"], thresholds, params["include_table"])
+    module.exit_json(changed=False, **collector.run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentops.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller-side, pure functions that turn diagnostic results into an incident.
+
+Used by the filter plugins (plugins/filter/incident.py) and the write_report
+action plugin; unit-tested in tests/unit/plugins/plugin_utils/.
+
+Data flow: each host's registered module results --``diagnose_result``--> one
+host record ``{status, findings, facts, checks}`` --``incident_report``--> the
+report (with the SEV classification) --``report_markdown`` / ``report_stats``-->
+what is written to disk and published to AWX.
+
+Severity rules (also in docs/Incident-Severity.md; keep both in step):
+
+* the *affected* hosts are those unreachable or with at least one ``critical`` finding;
+* **SEV-1** when affected hosts are at least ``sev1_host_ratio`` (default 0.5) of all hosts;
+* **SEV-2** when any host is affected;
+* **SEV-3** when any host has a ``high`` finding;
+* **SEV-4** otherwise (only ``medium``, ``low``, ``info`` or ``unknown`` findings, or none).
+
+``unknown`` findings (checks that could not run) never lower a severity and never raise
+it on their own; they make the host ``partial`` and are counted in the verdict.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+
+from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
+
+STATUSES = ("ok", "partial", "unreachable")
+COLLECTION = "agentops.runbooks"
+
+
+def _result_error(result):
+    msg = result.get("msg") or result.get("module_stderr") or result.get("exception") or "no error message"
+    return " ".join(str(msg).split())[:500]
+
+
+def diagnose_result(results, host=None):
+    """Merge one host's registered results ``{check name: result}`` into a host record."""
+    if not isinstance(results, dict):
+        raise ValueError("diagnose_result expects a mapping of check name to registered result, got %s." % type(results).__name__)
+    record = {"status": "ok", "findings": [], "facts": {}, "checks": {}}
+    for check in sorted(results):
+        result = results[check]
+        if not isinstance(result, dict) or result.get("skipped"):
+            record["checks"][check] = {"status": "skipped"}
+            continue
+        if result.get("unreachable"):
+            error = _result_error(result)
+            record["status"] = "unreachable"
+            record["checks"][check] = {"status": "unreachable", "error": error}
+            record["findings"].append(fm.make("diagnose.unreachable", "critical", {"error": error, "host": host or "HOST"}))
+            break
+        if result.get("failed"):
+            error = _result_error(result)
+            record["checks"][check] = {"status": "failed", "error": error, "changed": bool(result.get("changed"))}
+            record["findings"].append(fm.make("diagnose.check_failed", "unknown", {"check": check, "error": error, "host": host or "HOST"}, subject=check))
+            continue
+        record["facts"][check] = result.get("facts") or {}
+        record["findings"].extend(result.get("findings") or [])
+        incomplete = result.get("incomplete") or []
+        record["checks"][check] = {"status": "partial" if incomplete else "ok", "changed": bool(result.get("changed")),
+                                   "incomplete": incomplete}
+    if record["status"] != "unreachable" and any(f.get("severity") == "unknown" for f in record["findings"]):
+        record["status"] = "partial"
+    record["findings"] = fm.ordered(record["findings"])
+    return record
+
+
+def unreachable_record(host, error):
+    return {
+        "status": "unreachable",
+        "findings": [fm.make("diagnose.unreachable", "critical", {"error": error, "host": host})],
+        "facts": {},
+        "checks": {},
+    }
+
+
+def incident_severity(hosts, sev1_host_ratio=0.5):
+    """Classify ``{host: record}`` into ``(\"SEV-n\", reason)`` with the rules in the module docstring."""
+    total = len(hosts)
+    if not total:
+        return "SEV-4", "no hosts were diagnosed"
+    unreachable = sorted(h for h, r in hosts.items() if r.get("status") == "unreachable")
+    critical = sorted(h for h, r in hosts.items() if r.get("status") != "unreachable"
+                      and any(f.get("severity") == "critical" for f in r.get("findings") or []))
+    high = sorted(h for h, r in hosts.items() if any(f.get("severity") == "high" for f in r.get("findings") or []))
+    affected = len(unreachable) + len(critical)
+    parts = []
+    if unreachable:
+        parts.append("%d of %d host(s) unreachable (%s)" % (len(unreachable), total, _names(unreachable)))
+    if critical:
+        parts.append("critical findings on %d of %d host(s) (%s)" % (len(critical), total, _names(critical)))
+    if affected and affected >= sev1_host_ratio * total:
+        return "SEV-1", "; ".join(parts) + " - at least %d%% of the fleet is affected" % round(sev1_host_ratio * 100)
+    if affected:
+        return "SEV-2", "; ".join(parts)
+    if high:
+        return "SEV-3", "high-severity findings on %d of %d host(s) (%s)" % (len(high), total, _names(high))
+    return "SEV-4", "no critical or high findings on %d host(s)" % total
+
+
+def _names(hosts, limit=5):
+    shown = ", ".join(hosts[:limit])
+    return shown + (" and %d more" % (len(hosts) - limit) if len(hosts) > limit else "")
+
+
+def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_ratio=0.5, version=None):
+    """Build the report from ``hostvars`` for ``hosts`` (``ansible_play_hosts_all``).
+
+    A host without a ``diagnose_result`` never got as far as recording one:
+    it is reported unreachable.
+    """
+    try:
+        ratio = float(sev1_host_ratio)
+    except (TypeError, ValueError):
+        raise ValueError("sev1_host_ratio must be a number between 0 and 1, got %r." % (sev1_host_ratio,))
+    if not 0 < ratio <= 1:
+        raise ValueError("sev1_host_ratio must be a number between 0 and 1, got %r." % (sev1_host_ratio,))
+    records = {}
+    for host in hosts:
+        record = None
+        try:
+            record = hostvars[host].get("diagnose_result")
+        except (KeyError, AttributeError):
+            record = None
+        if not isinstance(record, dict):
+            record = unreachable_record(host, "the host returned no diagnosis (unreachable or failed before diagnosing)")
+        records[host] = dict(record, findings=fm.ordered(record.get("findings") or []))
+    severity, reason = incident_severity(records, ratio)
+    by_severity = dict((name, 0) for name in fm.SEVERITIES)
+    by_rule = {}
+    for record in records.values():
+        for item in record["findings"]:
+            by_severity[item["severity"]] = by_severity.get(item["severity"], 0) + 1
+            by_rule[item["id"]] = by_rule.get(item["id"], 0) + 1
+    host_counts = dict((status, 0) for status in STATUSES)
+    for record in records.values():
+        host_counts[record["status"]] = host_counts.get(record["status"], 0) + 1
+    host_counts["total"] = len(records)
+    return {
+        "incident_id": str(incident_id),
+        "severity": severity,
+        "severity_reason": reason,
+        "generated_at": generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generator": {"collection": COLLECTION, "version": version},
+        "hosts": records,
+        "summary": {"hosts": host_counts, "by_severity": by_severity, "by_rule": dict(sorted(by_rule.items()))},
+    }
+
+
+def report_stats(report, paths=None):
+    """A compact, global summary for ``set_stats`` (AWX keeps only global stats)."""
+    hosts = {}
+    for name, record in sorted(report["hosts"].items()):
+        worst = fm.worst(record["findings"])
+        hosts[name] = {
+            "status": record["status"],
+            "worst": worst,
+            "findings": len(record["findings"]),
+            "rules": sorted(set(f["id"] for f in record["findings"] if f["severity"] not in ("info", "low")))[:10],
+        }
+    return {
+        "incident_id": report["incident_id"],
+        "severity": report["severity"],
+        "severity_reason": report["severity_reason"],
+        "generated_at": report["generated_at"],
+        "summary": report["summary"],
+        "hosts": hosts,
+        "report": paths or {},
+    }
+
+
+def _evidence_lines(evidence, limit=400):
+    lines = []
+    for key in sorted(evidence):
+        value = evidence[key]
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        text = " ".join(str(text).split())
+        if len(text) > limit:
+            text = text[:limit] + "..."
+        lines.append("  - `%s`: %s" % (key, text.replace("`", "'")))
+    return lines
+
+
+def report_markdown(report):
+    """The human report: verdict first, then per host the findings worst first."""
+    summary = report["summary"]
+    hosts = summary["hosts"]
+    sev = summary["by_severity"]
+    out = [
+        "# Incident %s: %s" % (report["incident_id"], report["severity"]),
+        "",
+        "**Verdict: %s**: %s." % (report["severity"], report["severity_reason"]),
+        "",
+        "Generated %s by %s %s. Hosts: %d (%d ok, %d partial, %d unreachable). Findings: %s." % (
+            report["generated_at"], COLLECTION, (report.get("generator") or {}).get("version") or "",
+            hosts["total"], hosts["ok"], hosts["partial"], hosts["unreachable"],
+            ", ".join("%d %s" % (sev.get(s, 0), s) for s in fm.SEVERITIES)),
+        "",
+        "| Host | Status | Worst | Findings |",
+        "| --- | --- | --- | --- |",
+    ]
+    order = sorted(report["hosts"].items(), key=lambda kv: (fm.SEVERITY_ORDER.get(fm.worst(kv[1]["findings"]), 99), kv[0]))
+    for name, record in order:
+        ids = ", ".join(sorted(set(f["id"] for f in record["findings"] if f["severity"] != "info"))) or "-"
+        out.append("| %s | %s | %s | %s |" % (name, record["status"], fm.worst(record["findings"]) or "-", ids))
+    for name, record in order:
+        out += ["", "## %s (%s)" % (name, record["status"]), ""]
+        if not record["findings"]:
+            out.append("No findings.")
+            continue
+        for number, item in enumerate(record["findings"], 1):
+            subject = " (%s)" % item["subject"] if item.get("subject") else ""
+            out += [
+                "### %d. [%s] `%s`: %s%s" % (number, item["severity"].upper(), item["id"], item["title"], subject),
+                "",
+                "- **Symptom:** %s" % item["symptom"],
+                "- **Evidence:**",
+            ]
+            out += _evidence_lines(item.get("evidence") or {})
+            fix = item.get("fix") or {}
+            out += ["- **Diagnosis:** %s" % item["diagnosis"], "- **Fix:** %s" % (fix.get("summary") or "")]
+            if fix.get("command"):
+                out += ["", "  ```sh", "  %s" % fix["command"], "  ```"]
+            if fix.get("playbook"):
+                out.append("  Playbook: `%s`" % fix["playbook"])
+            out += ["- **Docs:** [%s](%s)" % (item["id"], item["docs"]), ""]
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System packages the tests need: Node.js (real agent-like processes) and an
+# SSH client (the unreachable-host test). Installs only what is missing.
+set -euo pipefail
+missing=()
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Missing system packages: ${missing[*]}; install them (apt-get install ${missing[*]}) and re-run." >&2
+    exit 1
+  fi
+  echo "Installing system packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
