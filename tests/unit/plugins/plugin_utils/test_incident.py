@@ -1,0 +1,124 @@
+import pytest
+
+from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident
+
+
+def host(status="ok", *severities):
+    rules = {"critical": "host.disk_space", "high": "host.memory", "medium": "proc.orphan", "low": "proc.zombie",
+             "info": "host.recent_reboot", "unknown": "host.check_incomplete"}
+    return {"status": status, "findings": [fm.make(rules[s], s, {}) for s in severities], "facts": {}, "checks": {}}
+
+
+UNREACHABLE = incident.unreachable_record("down", "ssh: connect to host 127.0.0.1 port 1: Connection refused")
+
+
+@pytest.mark.parametrize("hosts, expected", [
+    ({}, "SEV-4"),
+    ({"a": host()}, "SEV-4"),
+    ({"a": host("ok", "medium", "low", "info")}, "SEV-4"),
+    ({"a": host("partial", "unknown")}, "SEV-4"),                          # unknown alone never raises
+    ({"a": host("ok", "high"), "b": host()}, "SEV-3"),
+    ({"a": host("ok", "critical"), "b": host(), "c": host()}, "SEV-2"),    # 1 of 3 affected
+    ({"a": host("ok", "critical"), "b": host()}, "SEV-1"),                 # half the fleet
+    ({"a": UNREACHABLE, "b": host(), "c": host()}, "SEV-2"),
+    ({"a": UNREACHABLE, "b": host()}, "SEV-1"),
+    ({"a": UNREACHABLE}, "SEV-1"),
+    ({"a": UNREACHABLE, "b": host("ok", "critical"), "c": host(), "d": host()}, "SEV-1"),  # 2 of 4 affected
+])
+def test_severity_rules(hosts, expected):
+    assert incident.incident_severity(hosts)[0] == expected
+
+
+def test_severity_ratio_is_configurable_and_reason_names_hosts():
+    hosts = {"a": UNREACHABLE, "b": host(), "c": host()}
+    sev, reason = incident.incident_severity(hosts, sev1_host_ratio=0.3)
+    assert sev == "SEV-1" and "1 of 3 host(s) unreachable (a)" in reason
+
+
+def module_result(*findings, **extra):
+    return dict({"changed": False, "facts": {"x": 1}, "findings": list(findings), "incomplete": []}, **extra)
+
+
+def test_diagnose_result_merges_checks_and_orders_findings():
+    record = incident.diagnose_result({
+        "host": module_result(fm.make("host.recent_reboot", "info", {})),
+        "process": module_result(fm.make("proc.zombie", "low", {}), fm.make("proc.fd_exhaustion", "high", {})),
+    }, "web-1")
+    assert record["status"] == "ok"
+    assert [f["id"] for f in record["findings"]] == ["proc.fd_exhaustion", "proc.zombie", "host.recent_reboot"]
+    assert record["facts"] == {"host": {"x": 1}, "process": {"x": 1}}
+    assert record["checks"]["process"] == {"status": "ok", "changed": False, "incomplete": []}
+
+
+def test_diagnose_result_failed_check_is_an_unknown_finding_and_partial_host():
+    record = incident.diagnose_result({
+        "host": module_result(),
+        "process": {"failed": True, "msg": "MODULE FAILURE\nSee stdout/stderr for the exact error", "module_stderr": "x"},
+        "pg": {"skipped": True, "changed": False},
+    }, "web-1")
+    assert record["status"] == "partial"
+    failed = [f for f in record["findings"] if f["id"] == "diagnose.check_failed"]
+    assert failed and failed[0]["severity"] == "unknown" and failed[0]["evidence"]["check"] == "process"
+    assert "\n" not in failed[0]["evidence"]["error"]
+    assert record["checks"]["pg"] == {"status": "skipped"}
+
+
+def test_diagnose_result_unreachable_host():
+    record = incident.diagnose_result({
+        "host": {"unreachable": True, "msg": "Failed to connect to the host via ssh: Connection refused"},
+        "process": {"skipped": True},
+    }, "db-1")
+    assert record["status"] == "unreachable"
+    assert record["findings"][0]["id"] == "diagnose.unreachable"
+    assert "Connection refused" in record["findings"][0]["symptom"]
+
+
+def test_diagnose_result_rejects_non_mapping():
+    with pytest.raises(ValueError):
+        incident.diagnose_result(["nope"])
+
+
+def sample_report():
+    hostvars = {
+        "web-1": {"diagnose_result": host("ok", "high", "info")},
+        "web-2": {"diagnose_result": host("partial", "unknown")},
+        "db-1": {"inventory_hostname": "db-1"},  # never recorded a diagnosis
+    }
+    return incident.incident_report(hostvars, ["web-1", "web-2", "db-1"], "INC-42", generated_at="2026-11-25T03:00:00Z",
+                                    version="0.1.0")
+
+
+def test_incident_report_shape_and_summary():
+    report = sample_report()
+    assert set(report) >= {"incident_id", "severity", "generated_at", "hosts", "summary"}
+    assert report["severity"] == "SEV-2"
+    assert report["hosts"]["db-1"]["status"] == "unreachable"
+    assert report["summary"]["hosts"] == {"ok": 1, "partial": 1, "unreachable": 1, "total": 3}
+    assert report["summary"]["by_severity"]["high"] == 1 and report["summary"]["by_severity"]["critical"] == 1
+    assert report["summary"]["by_rule"]["diagnose.unreachable"] == 1
+
+
+@pytest.mark.parametrize("ratio", [0, 1.5, "many"])
+def test_incident_report_rejects_bad_ratio(ratio):
+    with pytest.raises(ValueError):
+        incident.incident_report({}, [], "x", sev1_host_ratio=ratio)
+
+
+def test_markdown_verdict_first_then_hosts_worst_first_with_fix_commands():
+    text = incident.report_markdown(sample_report())
+    lines = text.splitlines()
+    assert lines[0] == "# Incident INC-42: SEV-2"
+    assert lines[2].startswith("**Verdict: SEV-2**")
+    sections = [line for line in lines if line.startswith("## ")]
+    assert sections == ["## db-1 (unreachable)", "## web-1 (ok)", "## web-2 (partial)"]
+    web1 = text.index("## web-1")
+    assert text.index("[HIGH]", web1) < text.index("[INFO]", web1)
+    assert "```sh" in text and "- **Docs:**" in text
+
+
+def test_stats_are_compact_and_global():
+    stats = incident.report_stats(sample_report(), {"json": "/x/report.json"})
+    assert stats["severity"] == "SEV-2" and stats["report"] == {"json": "/x/report.json"}
+    assert stats["hosts"]["web-1"] == {"status": "ok", "worst": "high", "findings": 2, "rules": ["host.memory"]}
+    assert "findings" not in repr(stats["hosts"]["web-1"]["rules"])

@@ -1,0 +1,51 @@
+"""Docs generated from code must match it; commands and playbooks the docs name must exist."""
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+from conftest import REPO
+
+from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES, anchor
+
+
+def test_generated_docs_are_current():
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "gen_docs.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_rule_has_an_anchor_in_the_catalog_page():
+    with open(os.path.join(REPO, "docs", "Production-Debugging-Playbooks.md")) as handle:
+        page = handle.read()
+    for rule_id in RULES:
+        assert '<a id="%s"></a>' % anchor(rule_id) in page
+
+
+def test_fix_playbooks_exist():
+    for rule_id, rule in RULES.items():
+        playbook = (rule.get("fix") or {}).get("playbook")
+        if playbook:
+            name = playbook.split(".")[-1]
+            assert os.path.exists(os.path.join(REPO, "playbooks", name + ".yml")), (rule_id, playbook)
+
+
+def test_every_role_has_argument_specs_and_a_scenario():
+    for role in os.listdir(os.path.join(REPO, "roles")):
+        with open(os.path.join(REPO, "roles", role, "meta", "argument_specs.yml")) as handle:
+            assert yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+        assert any(role in name for name in os.listdir(os.path.join(REPO, "molecule"))), role
+
+
+def test_public_agentops_variables_are_documented_in_the_readme():
+    with open(os.path.join(REPO, "README.md")) as handle:
+        readme = handle.read()
+    names = set()
+    for role in os.listdir(os.path.join(REPO, "roles")):
+        path = os.path.join(REPO, "roles", role, "defaults", "main.yml")
+        if os.path.exists(path):
+            with open(path) as handle:
+                names.update(re.findall(r"\b(agentops_[a-z0-9_]+)\b", handle.read()))
+    missing = sorted(name for name in names if "`%s`" % name not in readme)
+    assert not missing, missing
