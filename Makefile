@@ -16,6 +16,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_HOME := $(CURDIR)/.ansible
 export PATH := $(BIN):$(PATH)
 ARGS ?=
+RESULTS := $(CURDIR)/tests/output/junit
 
 .PHONY: help diagnose test lint sanity unit integration molecule bench docs docs-check build clean
 
@@ -44,8 +45,11 @@ $(LINK):
 diagnose: $(VENV)/.core $(LINK)
 	$(BIN)/ansible-playbook playbooks/diagnose.yml -i inventories/localhost.yml $(ARGS)
 
-test: lint sanity unit integration molecule
-	@echo "make test: all layers passed"
+test:
+	rm -rf $(RESULTS)
+	$(MAKE) --no-print-directory lint sanity unit integration molecule
+	@echo "Tests per layer (ansible-lint and all 24 ansible-test sanity tests passed above):"
+	@$(BIN)/python scripts/test_summary.py $(RESULTS)
 
 lint: $(VENV)/.test $(LINK)
 	$(BIN)/ansible-lint --offline
@@ -66,14 +70,15 @@ sanity: $(VENV)/.test build
 	  $(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_EXCLUDES)
 
 unit: $(VENV)/.test $(LINK)
-	$(BIN)/pytest -p no:cacheprovider tests/unit
+	$(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/unit.xml tests/unit
 
 integration: $(VENV)/.test $(LINK) .system-deps
-	$(BIN)/pytest -p no:cacheprovider tests/integration
+	$(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/integration.xml tests/integration
 
 molecule: $(VENV)/.test $(LINK) .system-deps
 	for scenario in molecule/*/; do \
-	  $(BIN)/molecule test -s $$(basename $$scenario) || exit 1; \
+	  name=$$(basename $$scenario); \
+	  MOLECULE_JUNIT=$(RESULTS)/molecule-$$name.xml $(BIN)/molecule test -s $$name || exit 1; \
 	done
 
 bench: $(VENV)/.test $(LINK) .system-deps

@@ -77,7 +77,7 @@ def run_module(module, args, timeout=60):
     env = dict(os.environ, PYTHONPATH=COLLECTIONS_PATH)
     try:
         proc = subprocess.run([sys.executable, "-m", "ansible_collections.agentops.runbooks.plugins.modules." + module, handle.name],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+                              capture_output=True, text=True, timeout=timeout, env=env, check=False)
     finally:
         os.unlink(handle.name)
     try:

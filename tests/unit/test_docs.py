@@ -12,7 +12,7 @@ from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RUL
 
 
 def test_generated_docs_are_current():
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "gen_docs.py"), "--check"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "gen_docs.py"), "--check"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -12,7 +12,7 @@ from ansible_collections.agentops.runbooks.plugins.modules import process_facts
 from conftest import REPO, run_module
 
 FAULTS = os.path.join(REPO, "tests", "fixtures", "faults.py")
-DEFAULT = ["node", "claude", "npx", "npm"]
+DEFAULT = ("node", "claude", "npx", "npm")
 
 
 def collect(root, patterns=DEFAULT, **kwargs):

@@ -1,0 +1,93 @@
+"""Benchmarks printed by `make bench` (not tests: numbers with ratios, measured in one run).
+
+1. diagnose.yml on localhost vs a one-task ansible.builtin.ping playbook (the floor).
+   Target: diagnose <= 2x the floor.
+2. process_facts run as Ansible runs it (own interpreter, JSON args) with the host as
+   it is, then with 1,000 extra processes started here. Target: <= 0.3 s at 1,000.
+"""
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(REPO, ".collections")
+BIN = os.path.dirname(sys.executable)
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+EXTRA_PROCESSES = 1000
+
+
+def env():
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+                PYTHONPATH=COLLECTIONS)
+
+
+def timed(argv, cwd=REPO):
+    began = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    elapsed = time.monotonic() - began
+    if proc.returncode != 0:
+        sys.exit("bench: %s failed:\n%s" % (" ".join(argv), proc.stdout[-2000:]))
+    return elapsed, proc.stdout
+
+
+def median_of(argv, runs=RUNS, cwd=REPO):
+    return statistics.median(timed(argv, cwd)[0] for dummy in range(runs))
+
+
+def module_run(args_file):
+    elapsed, out = timed([sys.executable, "-m", "ansible_collections.agentops.runbooks.plugins.modules.process_facts", args_file])
+    return elapsed, json.loads(out)
+
+
+def bench_playbooks(tmp):
+    inventory = os.path.join(REPO, "inventories", "localhost.yml")
+    ping = os.path.join(tmp, "ping.yml")
+    with open(ping, "w") as handle:
+        handle.write("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+    playbook = os.path.join(BIN, "ansible-playbook")
+    floor = median_of([playbook, "-i", inventory, ping])
+    diagnose = median_of([playbook, "-i", inventory, os.path.join(REPO, "playbooks", "diagnose.yml"),
+                          "-e", "agentops_report_dir=%s" % tmp, "-e", "agentops_incident_id=bench"])
+    print("diagnose.yml on localhost: %.2f s; ping floor %.2f s; ratio %.2fx (target <= 2.00x) %s"
+          % (diagnose, floor, diagnose / floor, "OK" if diagnose <= 2 * floor else "MISSED"))
+
+
+def bench_process_facts(tmp):
+    args_file = os.path.join(tmp, "args.json")
+    with open(args_file, "w") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": {}}, handle)
+    base = statistics.median(module_run(args_file)[0] for dummy in range(RUNS))
+    result = module_run(args_file)[1]
+    base_count = result["facts"]["process_count"]
+    children = []
+    try:
+        for dummy in range(EXTRA_PROCESSES):
+            children.append(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL))
+        samples = [module_run(args_file) for dummy in range(RUNS)]
+        loaded = statistics.median(s[0] for s in samples)
+        scan_ms = statistics.median(s[1]["facts"]["scan_ms"] for s in samples)
+        count = samples[-1][1]["facts"]["process_count"]
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGKILL)
+        for child in children:
+            child.wait()
+    print("process_facts module run: %.3f s at %d processes (baseline); %.3f s at %d processes (+%d); "
+          "ratio %.2fx; /proc scan %d ms; target <= 0.300 s %s"
+          % (base, base_count, loaded, count, EXTRA_PROCESSES, loaded / base, scan_ms, "OK" if loaded <= 0.3 else "MISSED"))
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="agentops-bench-") as tmp:
+        bench_playbooks(tmp)
+        bench_process_facts(tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Real ansible-playbook runs of diagnose.yml on this machine, as the README tells users to run it."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, COLLECTIONS_PATH
+
+BIN = os.path.dirname(sys.executable)
+
+
+def env():
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
+                PATH=BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_NOCOLOR="1")
+
+
+def playbook(*args, cwd=REPO):
+    return subprocess.run([os.path.join(BIN, "ansible-playbook")] + list(args), cwd=cwd, env=env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_make_diagnose_writes_a_report_and_prints_the_verdict(tmp_path):
+    """The README's first command, with ARGS as the README shows."""
+    proc = subprocess.run(["make", "-s", "diagnose", "ARGS=-e agentops_report_dir=%s -e agentops_incident_id=INC-1234" % tmp_path],
+                          cwd=REPO, env=env(), capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report_dir = tmp_path / "INC-1234"
+    with open(report_dir / "report.json") as handle:
+        report = json.load(handle)
+    assert re.match(r"^SEV-[1-4]$", report["severity"])
+    assert report["hosts"]["localhost"]["status"] in ("ok", "partial")
+    assert "%s: %s" % (report["severity"], report["severity_reason"]) in proc.stdout
+    assert "Report: %s/report.md" % report_dir in proc.stdout
+    assert "changed=0" in proc.stdout and "failed=0" in proc.stdout
+
+
+def test_fqcn_playbook_default_report_dir_is_relative_to_the_working_directory(tmp_path):
+    proc = playbook("agentops.runbooks.diagnose", "-i", os.path.join(REPO, "inventories", "localhost.yml"), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    written = list((tmp_path / "incidents").iterdir())
+    assert len(written) == 1 and re.match(r"^\d{8}T\d{6}Z$", written[0].name)
+    assert (written[0] / "report.md").read_text().startswith("# Incident %s: SEV-" % written[0].name)
+
+
+@pytest.mark.parametrize("extra, sentence", [
+    (["-e", "agentops_report_dir=/proc/agentops-cannot-write"], "Cannot write the incident report under /proc/agentops-cannot-write"),
+    (["-e", "agentops_incident_id=../../etc"], "incident id '../../etc' may only hold letters, digits"),
+    (["-e", '{"agentops_checks": ["cpu"]}'], "value of diagnose_checks must be one or more of: host, process"),
+])
+def test_bad_input_fails_with_one_clear_sentence(extra, sentence):
+    proc = playbook("playbooks/diagnose.yml", *extra)
+    assert proc.returncode != 0
+    assert sentence in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
