@@ -55,3 +55,21 @@ def test_bad_input_fails_with_one_clear_sentence(extra, sentence):
     assert proc.returncode != 0
     assert sentence in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_set_stats_publishes_one_global_summary_for_awx(tmp_path):
+    """AWX keeps only global set_stats as job artifacts; ansible-playbook shows them with show_custom_stats."""
+    os.environ["ANSIBLE_SHOW_CUSTOM_STATS"] = "1"
+    try:
+        proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % tmp_path, "-e", "agentops_incident_id=AWX-1")
+    finally:
+        del os.environ["ANSIBLE_SHOW_CUSTOM_STATS"]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    stats_text = proc.stdout.split("CUSTOM STATS:", 1)[1]
+    assert "RUN:" in stats_text  # global (per-run) stats, not per host
+    blob = stats_text[stats_text.index("{"):stats_text.rindex("}") + 1]
+    stats = json.loads(blob)["agentops_incident"]
+    assert stats["incident_id"] == "AWX-1"
+    assert stats["report"]["json"] == str(tmp_path / "AWX-1" / "report.json")
+    assert stats["hosts"]["localhost"]["status"] in ("ok", "partial")
+    assert len(blob) < 20000  # compact: no facts, no evidence

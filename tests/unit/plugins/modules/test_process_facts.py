@@ -162,3 +162,39 @@ def test_bad_arguments_fail_with_one_sentence(args, message):
     rc, result = run_module("process_facts", args)
     assert rc != 0 and isinstance(result, dict), result
     assert message in result["msg"] and "Traceback" not in result["msg"]
+
+
+def test_unprivileged_scan_of_the_real_proc_counts_what_it_cannot_read():
+    """A forked child drops to nobody and scans the real /proc: root's descriptors are hidden from it."""
+    import json
+    import pwd
+    if os.geteuid() != 0:
+        result = collect("/proc")
+    else:
+        nobody = pwd.getpwnam("nobody")
+        read_fd, write_fd = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(read_fd)
+                os.setgroups([])
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+                os.write(write_fd, json.dumps(collect("/proc")).encode())
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        chunks = []
+        while True:
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(read_fd)
+        os.waitpid(child, 0)
+        result = json.loads(b"".join(chunks).decode())
+    assert result["facts"]["unreadable"] >= 1  # at least PID 1 (root) is hidden
+    visibility = [f for f in result["findings"] if f["id"] == "proc.limited_visibility"]
+    assert visibility and visibility[0]["evidence"]["user"] != "root"
+    pid1 = [p for p in result["facts"]["top_rss"] + result["facts"]["agents"] if p["pid"] == 1]
+    assert result["facts"]["process_count"] > 1 and (not pid1 or pid1[0]["fd_count"] is None)
