@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# System packages the tests need: Node.js (real agent-like processes) and an
-# SSH client (the unreachable-host test). Installs only what is missing.
+# System packages the tests need: Node.js (real agent-like processes), an SSH
+# client (the unreachable-host test) and the PostgreSQL server and client
+# (throwaway clusters). Installs only what is missing.
 set -euo pipefail
 missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "Missing system packages: ${missing[*]}; install them (apt-get install ${missing[*]}) and re-run." >&2

@@ -19,11 +19,6 @@ options:
       - The defaults are listed in C(docs/Production-Debugging-Playbooks.md).
     type: dict
     default: {}
-  proc_root:
-    description:
-      - Where the proc filesystem to read is mounted, for example a host's C(/proc) bind-mounted into a container.
-    type: path
-    default: /proc
 attributes:
   check_mode:
     support: full
@@ -36,4 +31,14 @@ notes:
   - Pure Python standard library on the target.
   - Every finding has the keys C(id), C(severity), C(category), C(title), C(subject), C(symptom), C(evidence),
     C(diagnosis), C(fix) (C(summary), C(command), C(playbook)) and C(docs).
+"""
+
+    # Modules that read /proc.
+    PROCFS = r"""
+options:
+  proc_root:
+    description:
+      - Where the proc filesystem to read is mounted, for example a host's C(/proc) bind-mounted into a container.
+    type: path
+    default: /proc
 """

@@ -30,6 +30,7 @@ PATTERNS = [
     ("url_password", re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:([^@\s/]+)@"), 1),
     ("header", re.compile(r"(?i)\b(?:authorization|proxy-authorization|set-cookie|cookie|x-api-key)\s*:\s*(\S[^\r\n]*)"), 1),
     ("password", re.compile(r"(?i)(?:--?)?[\w.\-]*" + _KEYWORDS + r"[\w.\-]*[\"']?\s*[=:]\s*[\"']?([^\s\"'&,;]+)"), 1),
+    ("password", re.compile(r"(?i)\bpassword\s+'([^']*)'"), 1),  # SQL: ALTER ROLE x PASSWORD '...'
     ("password", re.compile(r"(?i)(?:^|\s)--?[\w\-]*" + _KEYWORDS + r"[\w\-]*\s+([^\s\-][^\s]*)"), 1),
 ]
 

@@ -27,6 +27,7 @@ DOCS_PAGE = "docs/Production-Debugging-Playbooks.md"
 CATEGORIES = {
     "host": "Host resources",
     "proc": "Processes",
+    "pg": "PostgreSQL connections and locks",
     "diagnose": "The diagnosis itself",
 }
 
@@ -266,6 +267,187 @@ RULES = {
             "summary": "Check that /proc is mounted and readable (hidepid) for the connecting user.",
             "command": "mount | grep ' /proc '",
             "playbook": None,
+        },
+        "thresholds": {},
+    },
+    # -------------------------------------------------------------------- pg
+    "pg.saturation": {
+        "category": "pg",
+        "title": "Connection slots nearly exhausted",
+        "symptom": ("{in_use} of {usable} usable connection slots in use ({used_percent}%): max_connections "
+                    "{max_connections}, {superuser_reserved_connections} reserved for superusers."),
+        "diagnosis": (
+            "Once the usable slots are gone, new clients get 'FATAL: sorry, too many clients already' "
+            "(SQLSTATE 53300) or 'remaining connection slots are reserved ...': requests fail while the "
+            "database itself is healthy. Usually one application's pool holds most slots (see pg.pool_hog); "
+            "raising max_connections only hides a leak and costs memory per backend."
+        ),
+        "fix": {
+            "summary": "Free idle and idle-in-transaction sessions of the hogging application (dry run first), then fix its pool size.",
+            "command": "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_idle_in_transaction_after=300",
+            "playbook": "agentops.runbooks.remediate_postgres",
+        },
+        "thresholds": {"medium": 80.0, "high": 90.0, "critical": 95.0},
+    },
+    "pg.pool_hog": {
+        "category": "pg",
+        "title": "One application holds most connections",
+        "symptom": ("Application '{application}' holds {count} of {usable} usable slots ({share}%); {idle} idle, "
+                    "{idle_in_transaction} idle in transaction, from {clients} client address(es)."),
+        "diagnosis": (
+            "A pool that keeps growing or never releases connections: with node-postgres, pg.Pool defaults to "
+            "max 10 per process and connectionTimeoutMillis 0 (callers wait forever when it is exhausted); a "
+            "client that is not release()d leaks a slot. Budget: replicas x processes x pool max must stay at or "
+            "below {usable} usable slots minus headroom for other applications and maintenance."
+        ),
+        "fix": {
+            "summary": "Cap the application's idle sessions (oldest first), then lower its pool max or fix the missing release().",
+            "command": ("ansible-playbook agentops.runbooks.remediate_postgres "
+                        "-e '{{\"pg_connections_idle_caps\": [{{\"application\": \"{application}\", \"max_idle\": 2}}]}}'"),
+            "playbook": "agentops.runbooks.remediate_postgres",
+        },
+        "thresholds": {"medium": 50.0, "high": 75.0},
+    },
+    "pg.idle_in_transaction": {
+        "category": "pg",
+        "title": "Sessions idle in transaction",
+        "symptom": ("{count} session(s) idle in transaction; the oldest, pid {oldest_pid} ({oldest_application}), "
+                    "for {oldest_seconds} s{blocking_note}."),
+        "diagnosis": (
+            "A transaction was opened and the client stopped talking (an awaited call between queries, an "
+            "exception path that skips COMMIT/ROLLBACK, a debugger). The session keeps its slot, its locks and "
+            "its snapshot: it blocks writers and vacuum. Age is measured from state_change."
+        ),
+        "fix": {
+            "summary": "Terminate the oldest ones (dry run first) and set idle_in_transaction_session_timeout for the role.",
+            "command": "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}",
+            "playbook": "agentops.runbooks.remediate_postgres",
+        },
+        "thresholds": {"medium": 60, "high": 300, "critical": 1800},
+    },
+    "pg.lock_chain": {
+        "category": "pg",
+        "title": "Sessions waiting on a lock chain",
+        "symptom": ("pid {root_pid} ({root_application}, {root_state}) blocks {blocked} session(s); the longest "
+                    "has waited {max_wait_seconds} s."),
+        "diagnosis": (
+            "Writers queue behind the root blocker's locks; every new request touching those rows or tables joins "
+            "the queue and the pool drains. A root blocker that is idle in transaction is a client bug; an active "
+            "one is a long statement (migration, bulk update) holding locks."
+        ),
+        "fix": {
+            "summary": "Terminate the root blocker (dry run first); its transaction rolls back and the chain drains.",
+            "command": "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_blockers_after={max_wait_seconds}",
+            "playbook": "agentops.runbooks.remediate_postgres",
+        },
+        "thresholds": {"medium": 5, "high": 30, "critical": 300},
+    },
+    "pg.long_query": {
+        "category": "pg",
+        "title": "Long-running queries",
+        "symptom": "{count} active quer(ies) running for at least {threshold} s; the longest, pid {pid} ({application}), for {longest_seconds} s.",
+        "diagnosis": (
+            "A runaway query holds a slot, CPU, I/O and locks, and its snapshot stops vacuum. Without a "
+            "statement_timeout nothing ends it."
+        ),
+        "fix": {
+            "summary": "Cancel it (the session survives), terminate only if cancel does not help; then set statement_timeout.",
+            "command": "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_cancel_active_after={threshold}",
+            "playbook": "agentops.runbooks.remediate_postgres",
+        },
+        "thresholds": {"medium": 60, "high": 300, "critical": 1800},
+    },
+    "pg.deadlocks": {
+        "category": "pg",
+        "title": "Deadlocks recorded",
+        "symptom": "{deadlocks} deadlock(s) in database {database} since statistics were reset ({stats_reset}).",
+        "diagnosis": (
+            "PostgreSQL aborts one transaction of each deadlock with 'ERROR: deadlock detected' (40P01) after "
+            "deadlock_timeout. Transactions that lock the same rows in different orders; the server log's DETAIL "
+            "lines name both processes and the lock."
+        ),
+        "fix": {
+            "summary": "Find the statements in the server log and make transactions lock rows in one order (ORDER BY id FOR UPDATE).",
+            "command": "grep -A3 'deadlock detected' /var/log/postgresql/*.log | tail -n 40",
+            "playbook": None,
+        },
+        "thresholds": {"low": 1, "medium": 10, "high": 100},
+    },
+    "pg.missing_timeouts": {
+        "category": "pg",
+        "title": "No safety timeout for idle transactions",
+        "symptom": "idle_in_transaction_session_timeout is 0 (off); statement_timeout is {statement_timeout}, lock_timeout {lock_timeout}.",
+        "diagnosis": (
+            "Nothing ends a session that opens a transaction and goes quiet, so one client bug can hold locks "
+            "and slots for hours. Set it per application role rather than globally (idle_session_timeout is "
+            "best avoided behind poolers)."
+        ),
+        "fix": {
+            "summary": "Set idle_in_transaction_session_timeout for the application roles.",
+            "command": ("ansible-playbook agentops.runbooks.remediate_postgres "
+                        "-e '{{\"pg_connections_role_timeouts\": [{{\"role\": \"APP_ROLE\", \"idle_in_transaction_session_timeout\": \"5min\"}}]}}'"),
+            "playbook": "agentops.runbooks.remediate_postgres",
+        },
+        "thresholds": {},
+    },
+    "pg.unreachable": {
+        "category": "pg",
+        "title": "PostgreSQL cannot be reached",
+        "symptom": "Cannot connect to PostgreSQL at {target} ({kind}): {error}",
+        "diagnosis": (
+            "refused: nothing listens there (server down, wrong port, not listening on that address); auth: "
+            "wrong password or no pg_hba.conf entry; timeout: a firewall or an overloaded host; dns: the name "
+            "does not resolve; shutting_down: the server is stopping, starting or recovering."
+        ),
+        "fix": {
+            "summary": "Check the server's state and log on the database host.",
+            "command": "pg_isready -h {host} -p {port}; journalctl -u 'postgresql*' -n 50 --no-pager",
+            "playbook": None,
+        },
+        "thresholds": {},
+    },
+    "pg.too_many_clients": {
+        "category": "pg",
+        "title": "PostgreSQL refuses new connections: slots exhausted",
+        "symptom": "Connecting to {target} as {user} failed: {error}",
+        "diagnosis": (
+            "Every connection slot available to this role is taken ('sorry, too many clients already', SQLSTATE "
+            "53300), or only the slots reserved for superusers (or pg_use_reserved_connections on 16+) are left. "
+            "Clients fail to connect, node-postgres pools wait forever (connectionTimeoutMillis 0) or throw "
+            "'timeout exceeded when trying to connect'."
+        ),
+        "fix": {
+            "summary": "Audit through a reserved superuser slot, then terminate idle sessions of the hogging application (dry run first).",
+            "command": "ansible-playbook agentops.runbooks.diagnose -e agentops_pg_user=postgres",
+            "playbook": "agentops.runbooks.remediate_postgres",
+        },
+        "thresholds": {},
+    },
+    "pg.limited_privileges": {
+        "category": "pg",
+        "title": "Other roles' sessions are hidden from the audit",
+        "symptom": "{hidden} of {sessions} sessions are hidden from role {user} (no pg_monitor / pg_read_all_stats).",
+        "diagnosis": (
+            "Without pg_read_all_stats the state and query of other roles' sessions read as NULL / "
+            "'<insufficient privilege>': idle-in-transaction sessions, long queries and lock chains among "
+            "them are unknown, not absent."
+        ),
+        "fix": {
+            "summary": "Audit as a role with pg_monitor.",
+            "command": "psql -c 'GRANT pg_monitor TO {user};'",
+            "playbook": None,
+        },
+        "thresholds": {},
+    },
+    "pg.check_incomplete": {
+        "category": "pg",
+        "title": "The PostgreSQL audit query failed",
+        "symptom": "The audit query failed on {target}: {error}",
+        "diagnosis": "Connected, but the audit statement failed (a server older than 12, a statement timeout, or a missing privilege).",
+        "fix": {
+            "summary": "Run the audit by hand with -vvv to see the server's error.",
+            "command": "ansible-playbook agentops.runbooks.diagnose -e agentops_checks=[pg] -vvv",
+            "playbook": "agentops.runbooks.diagnose",
         },
         "thresholds": {},
     },

@@ -24,6 +24,7 @@ author:
   - agentops.runbooks developers (@agentops)
 extends_documentation_fragment:
   - agentops.runbooks.diagnostics
+  - agentops.runbooks.diagnostics.procfs
 options:
   mount_timeout:
     description:

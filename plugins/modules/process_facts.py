@@ -25,6 +25,7 @@ author:
   - agentops.runbooks developers (@agentops)
 extends_documentation_fragment:
   - agentops.runbooks.diagnostics
+  - agentops.runbooks.diagnostics.procfs
 options:
   patterns:
     description:

@@ -4,6 +4,8 @@
    Target: diagnose <= 2x the floor.
 2. process_facts run as Ansible runs it (own interpreter, JSON args) with the host as
    it is, then with 1,000 extra processes started here. Target: <= 0.3 s at 1,000.
+3. The pg_connection_facts audit statement on a throwaway cluster, idle, then with 500
+   open sessions. Target: < 100 ms for the query at 500 sessions.
 """
 import json
 import os
@@ -83,10 +85,50 @@ def bench_process_facts(tmp):
           % (base, base_count, loaded, count, EXTRA_PROCESSES, loaded / base, scan_ms, "OK" if loaded <= 0.3 else "MISSED"))
 
 
+def bench_pg_audit(tmp):
+    sys.path.insert(0, COLLECTIONS)
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    import psycopg
+    import pgcluster
+    from ansible_collections.agentops.runbooks.plugins.module_utils import pg
+    from ansible_collections.agentops.runbooks.plugins.module_utils.pg_activity import snapshot
+
+    cluster_dir = os.path.join(tmp, "pg")
+    info = pgcluster.start(cluster_dir, max_connections=600)
+    params = dict((k, v.get("default")) for k, v in pg.argument_spec().items())
+    params.update(host=info["host"], port=info["port"], user="postgres", password=info["password"], client="psycopg")
+    sessions = []
+
+    def query_ms(conn):
+        samples = []
+        for dummy in range(RUNS * 2):
+            began = time.monotonic()
+            snap = snapshot(conn)
+            samples.append((time.monotonic() - began) * 1000)
+        return statistics.median(samples), len(snap["sessions"])
+
+    try:
+        conn = pg.connect(params)
+        idle_ms, idle_count = query_ms(conn)
+        for index in range(500):
+            sessions.append(psycopg.connect(host=info["socket_dir"], port=info["port"], user="postgres", dbname="postgres",
+                                            application_name="bench-%d" % (index % 5), autocommit=True))
+        loaded_ms, loaded_count = query_ms(conn)
+        conn.close()
+    finally:
+        for session in sessions:
+            session.close()
+        pgcluster.stop(cluster_dir)
+    verdict = "OK" if loaded_ms < 100 else "MISSED"
+    print("pg_connection_facts audit query: %.1f ms at %d sessions (baseline); %.1f ms at %d sessions; ratio %.2fx; "
+          "target < 100 ms %s" % (idle_ms, idle_count, loaded_ms, loaded_count, loaded_ms / idle_ms, verdict))
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="agentops-bench-") as tmp:
         bench_playbooks(tmp)
         bench_process_facts(tmp)
+        bench_pg_audit(tmp)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, COLLECTIONS_PATH
+from helpers import REPO, COLLECTIONS_PATH
 
 BIN = os.path.dirname(sys.executable)
 
@@ -73,3 +73,22 @@ def test_set_stats_publishes_one_global_summary_for_awx(tmp_path):
     assert stats["report"]["json"] == str(tmp_path / "AWX-1" / "report.json")
     assert stats["hosts"]["localhost"]["status"] in ("ok", "partial")
     assert len(blob) < 20000  # compact: no facts, no evidence
+
+
+def test_postgres_findings_land_in_the_report(tmp_path, pg_server, sessions):
+    """agentops_pg_* switch the audit on; a saturated server shows up like every other finding."""
+    sessions.open(user="agent", application="manager", count=9)
+    proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % tmp_path, "-e", "agentops_incident_id=PG-1",
+                    "-e", "agentops_pg_host=%s" % pg_server["host"], "-e", "agentops_pg_port=%d" % pg_server["port"],
+                    "-e", "agentops_pg_user=postgres", "-e", "agentops_pg_password=%s" % pg_server["password"])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert pg_server["password"] not in proc.stdout
+    with open(tmp_path / "PG-1" / "report.json") as handle:
+        report = json.load(handle)
+    record = report["hosts"]["localhost"]
+    assert record["checks"]["pg"]["status"] == "ok"
+    ids = dict((f["id"], f) for f in record["findings"])
+    assert ids["pg.saturation"]["severity"] == "critical"
+    assert ids["pg.pool_hog"]["evidence"]["application"] == "manager"
+    assert report["severity"] == "SEV-1"  # one host with a critical finding: the whole fleet is affected
+    assert pg_server["password"] not in (tmp_path / "PG-1" / "report.json").read_text()

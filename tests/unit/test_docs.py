@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES, anchor
 
@@ -46,6 +46,6 @@ def test_public_agentops_variables_are_documented_in_the_readme():
         path = os.path.join(REPO, "roles", role, "defaults", "main.yml")
         if os.path.exists(path):
             with open(path) as handle:
-                names.update(re.findall(r"\b(agentops_[a-z0-9_]+)\b", handle.read()))
+                names.update(re.findall(r"\b(agentops_[a-z0-9_]*[a-z0-9])\b", handle.read()))
     missing = sorted(name for name in names if "`%s`" % name not in readme)
     assert not missing, missing

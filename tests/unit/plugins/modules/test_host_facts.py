@@ -6,7 +6,7 @@ import pytest
 from ansible_collections.agentops.runbooks.plugins.module_utils.procfs import ProcFS
 from ansible_collections.agentops.runbooks.plugins.modules import host_facts
 
-from conftest import run_module
+from helpers import run_module
 
 
 def ids(result):

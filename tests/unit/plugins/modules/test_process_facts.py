@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.agentops.runbooks.plugins.module_utils.procfs import ProcFS
 from ansible_collections.agentops.runbooks.plugins.modules import process_facts
 
-from conftest import REPO, run_module
+from helpers import REPO, run_module
 
 FAULTS = os.path.join(REPO, "tests", "fixtures", "faults.py")
 DEFAULT = ("node", "claude", "npx", "npm")
