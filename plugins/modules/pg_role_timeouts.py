@@ -10,12 +10,12 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: pg_role_timeouts
-short_description: Set PostgreSQL session timeouts for a role (optionally in one database)
+short_description: Set PostgreSQL session timeouts for a role, a database, or a role in one database
 version_added: 0.1.0
 description:
   - Sets C(idle_in_transaction_session_timeout), C(idle_session_timeout), C(statement_timeout) and C(lock_timeout)
-    with C(ALTER ROLE ... [IN DATABASE ...] SET), only where the stored value differs. New sessions of the role get
-    them; existing sessions keep theirs.
+    with C(ALTER ROLE ... [IN DATABASE ...] SET), or C(ALTER DATABASE ... SET) when only O(in_database) is given,
+    only where the stored value differs. New sessions get them; existing sessions keep theirs.
   - The value C(default) removes the setting (C(RESET)).
 author:
   - agentops.runbooks developers (@agentops)
@@ -23,11 +23,10 @@ extends_documentation_fragment:
   - agentops.runbooks.postgres
 options:
   role:
-    description: The role to configure.
+    description: The role to configure. Without it, O(in_database) is configured for every role.
     type: str
-    required: true
   in_database:
-    description: Limit the settings to this database (C(ALTER ROLE ... IN DATABASE)).
+    description: Limit the settings to this database (C(ALTER ROLE ... IN DATABASE)), or, without O(role), the database to configure.
     type: str
   timeouts:
     description:
@@ -88,9 +87,10 @@ def literal(value):
 
 
 def current(conn, role, database):
-    sql = ("SELECT coalesce((SELECT to_json(s.setconfig) FROM pg_db_role_setting AS s "
-           "JOIN pg_roles AS r ON r.oid = s.setrole WHERE r.rolname = %s AND s.setdatabase = %s), '[]'::json)"
-           % (literal(role), "(SELECT oid FROM pg_database WHERE datname = %s)" % literal(database) if database else "0"))
+    setrole = "(SELECT oid FROM pg_roles WHERE rolname = %s)" % literal(role) if role else "0"
+    setdatabase = "(SELECT oid FROM pg_database WHERE datname = %s)" % literal(database) if database else "0"
+    sql = ("SELECT coalesce((SELECT to_json(setconfig) FROM pg_db_role_setting WHERE setrole = %s AND setdatabase = %s), "
+           "'[]'::json)" % (setrole, setdatabase))
     settings = {}
     for item in conn.json(sql) or []:
         name, _sep, value = item.partition("=")
@@ -100,7 +100,10 @@ def current(conn, role, database):
 
 
 def statements(role, database, before, wanted):
-    target = "ALTER ROLE %s%s" % (ident(role), " IN DATABASE %s" % ident(database) if database else "")
+    if role:
+        target = "ALTER ROLE %s%s" % (ident(role), " IN DATABASE %s" % ident(database) if database else "")
+    else:
+        target = "ALTER DATABASE %s" % ident(database)
     queries, after = [], dict(before)
     for name in NAMES:
         if name not in wanted:
@@ -118,8 +121,8 @@ def statements(role, database, before, wanted):
 
 def main():
     spec = pg.argument_spec()
-    spec.update(role=dict(type="str", required=True), in_database=dict(type="str"), timeouts=dict(type="dict", required=True))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    spec.update(role=dict(type="str"), in_database=dict(type="str"), timeouts=dict(type="dict", required=True))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_one_of=[("role", "in_database")])
     params = module.params
     try:
         pg.validate(params)
@@ -137,16 +140,20 @@ def main():
     except (pg.PgClientMissing, pg.PgError) as exc:
         module.fail_json(msg="Cannot connect to PostgreSQL at %s:%s: %s" % (params["host"] or "local socket", params["port"], exc))
     try:
-        exists = conn.json("SELECT json_build_object('role', EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s))" % literal(params["role"]))
-        if not exists["role"]:
+        exists = conn.json("SELECT json_build_object('role', EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s), "
+                           "'database', EXISTS (SELECT 1 FROM pg_database WHERE datname = %s))"
+                           % (literal(params["role"] or ""), literal(params["in_database"] or "")))
+        if params["role"] and not exists["role"]:
             module.fail_json(msg="Role %s does not exist." % params["role"])
+        if params["in_database"] and not exists["database"]:
+            module.fail_json(msg="Database %s does not exist." % params["in_database"])
         before = current(conn, params["role"], params["in_database"])
         queries, after = statements(params["role"], params["in_database"], before, params["timeouts"])
         if queries and not module.check_mode:
             for sql in queries:
                 conn.execute(sql)
     except pg.PgError as exc:
-        module.fail_json(msg="PostgreSQL refused to change role %s: %s" % (params["role"], exc.message))
+        module.fail_json(msg="PostgreSQL refused to change the settings of %s: %s" % (params["role"] or params["in_database"], exc.message))
     finally:
         conn.close()
     module.exit_json(changed=bool(queries), queries=queries, before=before, after=after,

@@ -118,3 +118,41 @@ def test_bad_arguments_fail_with_one_sentence(pg_server, args, message):
     rc, result = run_module("pg_connection_facts", base)
     assert rc != 0 and message in result["msg"] and "Traceback" not in result["msg"]
     assert pg_server["password"] not in repr(result)
+
+
+def test_a_real_deadlock_is_counted(pg_server, sessions):
+    first, second = sessions.open(application="deadlock-a", autocommit=False) + sessions.open(application="deadlock-b", autocommit=False)
+    first.execute("UPDATE jobs SET v = v + 1 WHERE id = 5")
+    second.execute("UPDATE jobs SET v = v + 1 WHERE id = 6")
+    sessions.in_background(first, "UPDATE jobs SET v = v + 1 WHERE id = 6")
+    time.sleep(0.3)
+    sessions.in_background(second, "UPDATE jobs SET v = v + 1 WHERE id = 5")  # deadlock_timeout is 200ms here
+    for thread in sessions.threads:
+        thread.join(10)
+    first.rollback()
+    second.rollback()  # statistics are flushed when the transactions end (rate-limited on PostgreSQL 15+)
+    deadline = time.time() + 20
+    found = None
+    while time.time() < deadline and not found:
+        found = by_id(audit(pg_server)).get("pg.deadlocks")
+        time.sleep(0.5)
+    assert found, "pg_stat_database.deadlocks never counted the deadlock"
+    assert found[0]["evidence"]["database"] == "postgres" and found[0]["evidence"]["deadlocks"] >= 1
+
+
+def test_a_long_running_query_is_reported(pg_server, sessions):
+    runner, = sessions.open(application="reporter")
+    sessions.in_background(runner, "SELECT pg_sleep(30)")
+    time.sleep(2.2)
+    result = audit(pg_server, thresholds={"pg.long_query": {"medium": 2}})
+    long_query = by_id(result)["pg.long_query"][0]
+    assert long_query["evidence"]["pid"] == sessions.pid(runner)
+    assert long_query["evidence"]["longest_seconds"] >= 2 and "pg_sleep" in long_query["evidence"]["query"]
+    with psycopg_connect(pg_server) as conn:
+        conn.execute("SELECT pg_cancel_backend(%s)", (sessions.pid(runner),))
+
+
+def psycopg_connect(info):
+    import psycopg
+    return psycopg.connect(host=info["host"], port=info["port"], user="postgres", password=info["password"],
+                           dbname="postgres", autocommit=True)

@@ -140,3 +140,15 @@ def test_role_timeouts_are_idempotent_with_check_mode(pg_server):
 def test_role_timeouts_reject_other_settings_and_bad_values(pg_server, timeouts, message):
     rc, result = run_module("pg_role_timeouts", conn_args(pg_server, role="agent", timeouts=timeouts))
     assert rc != 0 and message in result["msg"]
+
+
+def test_database_level_timeouts(pg_server):
+    args = conn_args(pg_server, in_database="postgres", timeouts={"lock_timeout": "10s"})
+    rc, applied = run_module("pg_role_timeouts", args)
+    assert rc == 0 and applied["queries"] == ['ALTER DATABASE "postgres" SET lock_timeout = \'10s\'']
+    rc, again = run_module("pg_role_timeouts", args)
+    assert rc == 0 and again["changed"] is False
+    rc, reset = run_module("pg_role_timeouts", dict(args, timeouts={"lock_timeout": "default"}))
+    assert rc == 0 and reset["queries"] == ['ALTER DATABASE "postgres" RESET lock_timeout']
+    rc, missing = run_module("pg_role_timeouts", conn_args(pg_server, in_database="nope", timeouts={"lock_timeout": "1s"}))
+    assert rc != 0 and missing["msg"] == "Database nope does not exist."
