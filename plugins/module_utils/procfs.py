@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import os
 import pwd
+import re
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -67,6 +68,16 @@ class ProcFS(object):
     def uptime(self):
         return float(self.read("uptime").split()[0])
 
+    def boot_time(self):
+        """Boot time (epoch seconds) from ``stat``'s btime line, or None."""
+        try:
+            for line in self.read("stat").splitlines():
+                if line.startswith("btime "):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
     def file_nr(self):
         """(allocated, unused, max) from ``sys/fs/file-nr``."""
         allocated, unused, maximum = [int(x) for x in self.read("sys", "fs", "file-nr").split()[:3]]
@@ -107,6 +118,21 @@ class ProcFS(object):
 
     def fd_count(self, pid):
         return len(os.listdir(self.path(pid, "fd")))
+
+    def fds(self, pid):
+        """(open descriptor count, [(fd, path, bytes)] of deleted files still open)."""
+        directory = self.path(pid, "fd")
+        names = os.listdir(directory)
+        deleted = []
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                target = os.readlink(path)
+                if target.endswith(" (deleted)") and target.startswith("/"):
+                    deleted.append((int(name), target[:-10], os.stat(path).st_size))
+            except (OSError, ValueError):
+                continue  # closed meanwhile
+        return len(names), deleted
 
     def limits(self, pid):
         return parse_limits(self.read(pid, "limits"))
@@ -202,3 +228,176 @@ def real_mounts(mounts, exclude_fstypes=()):
         if kept is None or len(mount["mount_point"]) < len(kept["mount_point"]):
             by_device[key] = mount
     return sorted(by_device.values(), key=lambda m: m["mount_point"])
+
+
+# ------------------------------------------------------------------ agents
+def compile_patterns(patterns):
+    """Compile agent patterns (agentops_process_patterns); ValueError names a bad one."""
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ValueError("patterns entry %r is not a valid regular expression: %s." % (pattern, exc))
+    return compiled
+
+
+def is_agent(patterns, comm, argv):
+    """A pattern must match the whole process name, or the basename of argv[0] or argv[1]."""
+    names = [comm] + [os.path.basename(arg) for arg in argv[:2]]
+    return any(p.fullmatch(name) for p in patterns for name in names)
+
+
+def node_heap_limit_mb(argv, environ):
+    """--max-old-space-size from the command line, else from NODE_OPTIONS; None when not set."""
+    sources = list(argv) + (environ.get("NODE_OPTIONS", "").split() if environ else [])
+    for index, arg in enumerate(sources):
+        match = re.match(r"^--max[-_]old[-_]space[-_]size(?:=(\d+))?$", arg)
+        if match:
+            value = match.group(1) or (sources[index + 1] if index + 1 < len(sources) else "")
+            if str(value).isdigit():
+                return int(value)
+    return None
+
+
+def parse_environ(raw):
+    out = {}
+    for item in raw.split("\0"):
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------ cgroups
+def parse_cgroup(text):
+    """``/proc/PID/cgroup`` as {controller: path}; the cgroup v2 entry is keyed ''."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in (parts[1].split(",") if parts[1] else [""]):
+            out[controller.replace("name=", "")] = parts[2]
+    return out
+
+
+class CgroupFS(object):
+    """Memory and pids accounting of a cgroup, cgroup v2 first, v1 as a fallback."""
+
+    def __init__(self, root="/sys/fs/cgroup"):
+        self.root = root
+        if os.path.exists(os.path.join(root, "cgroup.controllers")):
+            self.unified = root
+        elif os.path.exists(os.path.join(root, "unified", "cgroup.controllers")):
+            self.unified = os.path.join(root, "unified")
+        else:
+            self.unified = None
+
+    @staticmethod
+    def _read(path):
+        with open(path) as handle:
+            return handle.read().strip()
+
+    def _number(self, path):
+        value = self._read(path)
+        if value == "max":
+            return None
+        number = int(value)
+        return None if number >= 2 ** 62 else number  # v1 "unlimited" is a huge page-aligned number
+
+    def _keyed(self, path):
+        out = {}
+        for line in self._read(path).splitlines():
+            key, _sep, value = line.partition(" ")
+            if value.strip().isdigit():
+                out[key] = int(value)
+        return out
+
+    def memory(self, paths):
+        """{version, cgroup, current, max, oom, oom_kill} or None when no memory controller is visible."""
+        if self.unified and "" in paths:
+            base = os.path.join(self.unified, paths[""].lstrip("/"))
+            if os.path.exists(os.path.join(base, "memory.current")):
+                events = self._keyed(os.path.join(base, "memory.events"))
+                return {"version": 2, "cgroup": paths[""], "current": self._number(os.path.join(base, "memory.current")),
+                        "max": self._number(os.path.join(base, "memory.max")),
+                        "oom": events.get("oom", 0), "oom_kill": events.get("oom_kill", 0)}
+        if "memory" in paths:
+            base = os.path.join(self.root, "memory", paths["memory"].lstrip("/"))
+            if os.path.exists(os.path.join(base, "memory.usage_in_bytes")):
+                control = self._keyed(os.path.join(base, "memory.oom_control"))
+                return {"version": 1, "cgroup": paths["memory"],
+                        "current": self._number(os.path.join(base, "memory.usage_in_bytes")),
+                        "max": self._number(os.path.join(base, "memory.limit_in_bytes")),
+                        "oom": self._number(os.path.join(base, "memory.failcnt")) or 0,
+                        "oom_kill": control.get("oom_kill", 0)}
+        return None
+
+    def pids(self, paths):
+        """{version, cgroup, current, max} or None."""
+        candidates = []
+        if self.unified and "" in paths:
+            candidates.append((2, paths[""], os.path.join(self.unified, paths[""].lstrip("/"))))
+        if "pids" in paths:
+            candidates.append((1, paths["pids"], os.path.join(self.root, "pids", paths["pids"].lstrip("/"))))
+        for version, cgroup, base in candidates:
+            if os.path.exists(os.path.join(base, "pids.current")) and os.path.exists(os.path.join(base, "pids.max")):
+                return {"version": version, "cgroup": cgroup, "current": self._number(os.path.join(base, "pids.current")),
+                        "max": self._number(os.path.join(base, "pids.max"))}
+        return None
+
+
+# ------------------------------------------------------------------ kernel log
+OOM_KILL = re.compile(r"(?P<memcg>Memory cgroup out of memory|Out of memory)[^:]*: Killed process (?P<pid>\d+) \((?P<comm>[^)]*)\)"
+                      r"(?:.*?anon-rss:(?P<anon_rss_kb>\d+)kB)?")
+OOM_CONSTRAINT = re.compile(r"oom-kill:constraint=(?P<constraint>[A-Z_]+).*?task=(?P<task>[^,]+),pid=(?P<pid>\d+)")
+OOM_MEMCG = re.compile(r"oom_memcg=(?P<memcg>[^,]+)")
+
+
+def read_kmsg(path="/dev/kmsg", max_records=100000):
+    """Every record still in the kernel ring buffer as (seconds since boot, message), without blocking."""
+    records = []
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while len(records) < max_records:
+            try:
+                raw = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == 32:  # EPIPE: records overwritten while reading; continue with the next
+                    continue
+                raise
+            if not raw:
+                break
+            header, _sep, message = raw.decode("utf-8", "replace").partition(";")
+            fields = header.split(",")
+            if len(fields) >= 3 and fields[2].isdigit():
+                records.append((int(fields[2]) / 1e6, message.split("\n", 1)[0]))
+    finally:
+        os.close(fd)
+    return records
+
+
+def oom_kills(records):
+    """Kernel OOM kills from (seconds since boot, message) records, oldest first."""
+    kills = []
+    constraints = {}
+    for seconds, message in records:
+        match = OOM_CONSTRAINT.search(message)
+        if match:
+            memcg = OOM_MEMCG.search(message)
+            constraints[int(match.group("pid"))] = (match.group("constraint"), memcg.group("memcg") if memcg else None)
+            continue
+        match = OOM_KILL.search(message)
+        if match:
+            pid = int(match.group("pid"))
+            constraint, memcg = constraints.get(pid, (None, None))
+            kills.append({
+                "seconds_since_boot": round(seconds, 1), "pid": pid, "comm": match.group("comm"),
+                "memcg": match.group("memcg").startswith("Memory cgroup") or constraint == "CONSTRAINT_MEMCG",
+                "cgroup": memcg, "anon_rss_kb": int(match.group("anon_rss_kb")) if match.group("anon_rss_kb") else None,
+                "message": message.strip()[:300],
+            })
+    return kills

@@ -240,6 +240,86 @@ RULES = {
         },
         "thresholds": {"medium": 30.0, "high": 50.0},
     },
+    "proc.memory_leak": {
+        "category": "proc",
+        "title": "Agent process memory keeps growing",
+        "symptom": "PID {pid} ({name}) grew {slope_mb_per_min} MB/min over {window_seconds} s ({first_mb} -> {last_mb} MB RSS){projection_note}.",
+        "diagnosis": (
+            "Sustained RSS growth across every sample of the window: in Node services usually a heap leak "
+            "(caches without bounds, listeners added per request, closures kept by timers) or native memory "
+            "(buffers, child process pipes). V8 ends with 'FATAL ERROR: Reached heap limit Allocation failed - "
+            "JavaScript heap out of memory' at --max-old-space-size; the kernel OOM killer acts first when a "
+            "cgroup limit is lower."
+        ),
+        "fix": {
+            "summary": ("Capture evidence (status, smaps_rollup, a heap snapshot if the process runs with "
+                        "--heapsnapshot-signal), then restart it in a quiet window."),
+            "command": "grep -E 'VmRSS|VmHWM|RssAnon' /proc/{pid}/status; cat /proc/{pid}/smaps_rollup",
+            "playbook": None,
+        },
+        "thresholds": {"medium": 5.0, "high": 30.0, "critical": 120.0},
+    },
+    "proc.oom_kill": {
+        "category": "proc",
+        "title": "The kernel OOM killer ended processes",
+        "symptom": "{count} OOM kill(s) in the kernel log since boot; the last: pid {pid} ({comm}){memcg_note}, {when}.",
+        "diagnosis": (
+            "'Out of memory: Killed process' (the whole host ran out) or 'Memory cgroup out of memory' (a container "
+            "or service hit its memory limit). In a container that shows as OOMKilled / exit 137, and any process "
+            "of the container can be the victim, a spawned CLI as well as the service."
+        ),
+        "fix": {
+            "summary": "Find what grew before the kill (the report's top RSS and leak findings) and size the limit to the real peak.",
+            "command": "dmesg -T | grep -iE 'killed process|oom-kill' | tail -n 20",
+            "playbook": None,
+        },
+        "thresholds": {},
+    },
+    "proc.cgroup_memory": {
+        "category": "proc",
+        "title": "A service's cgroup is near its memory limit",
+        "symptom": "cgroup {cgroup} uses {used_percent}% of its memory limit ({current_mb} of {max_mb} MB); {oom_kill} OOM kill(s) so far.",
+        "diagnosis": (
+            "At the limit the kernel reclaims the cgroup's page cache, then kills its largest process. Usage "
+            "includes page cache, so a high share alone is not a leak; OOM kills are."
+        ),
+        "fix": {
+            "summary": "Compare with the processes' RSS; raise the limit only if the peak is legitimate.",
+            "command": "cat /sys/fs/cgroup{cgroup}/memory.events /sys/fs/cgroup{cgroup}/memory.stat 2>/dev/null | head -n 30",
+            "playbook": None,
+        },
+        "thresholds": {"high": 90.0, "critical": 97.0},
+    },
+    "proc.pids_limit": {
+        "category": "proc",
+        "title": "A cgroup is near its task limit",
+        "symptom": "cgroup {cgroup} has {current} tasks of pids.max {max} ({used_percent}%).",
+        "diagnosis": (
+            "At pids.max fork() and clone() fail with EAGAIN: the service cannot spawn CLI children or threads, and "
+            "the kernel logs 'cgroup: fork rejected by pids controller'. Leaked children and zombies count."
+        ),
+        "fix": {
+            "summary": "Reap zombies and orphaned children of the service; raise TasksMax only after that.",
+            "command": "ps -eo pid,ppid,stat,comm --sort=ppid | awk '$3 ~ /Z/ || $2 == 1'",
+            "playbook": None,
+        },
+        "thresholds": {"high": 80.0, "critical": 95.0},
+    },
+    "proc.deleted_open_files": {
+        "category": "proc",
+        "title": "Deleted files still held open",
+        "symptom": "{count} deleted file(s) held open hold {total_mb} MB; the most by pid {pid} ({name}): {pid_mb} MB.",
+        "diagnosis": (
+            "A file deleted (rotated log, temp file) while a process keeps it open still occupies disk until the "
+            "process closes it: df shows the space used, du cannot find it, and writes fail with ENOSPC."
+        ),
+        "fix": {
+            "summary": "Make the process reopen its logs (its reload signal) or restart it; truncating the fd frees the space at once.",
+            "command": "ls -l /proc/{pid}/fd | grep '(deleted)'",
+            "playbook": None,
+        },
+        "thresholds": {"medium": 100.0, "high": 1024.0},
+    },
     "proc.limited_visibility": {
         "category": "proc",
         "title": "Some processes could not be fully inspected",

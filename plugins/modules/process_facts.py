@@ -17,9 +17,15 @@ description:
     command line, thread count, and open descriptors against its own C(Max open files) limit.
   - "Reports: zombies grouped by parent with the parent chain up to PID 1 (C(proc.zombie)); agent processes that were
     re-parented to PID 1 (C(proc.orphan)); processes near their descriptor limit (C(proc.fd_exhaustion)); single
-    processes holding a large share of memory (C(proc.high_rss))."
+    processes holding a large share of memory (C(proc.high_rss)); deleted files still held open (C(proc.deleted_open_files))."
   - A process that exits during the scan is skipped and counted; one whose details the connecting user may not read
     is kept with what could be read and counted (C(proc.limited_visibility)). Neither fails the module.
+  - "Memory: samples the resident memory of the agent processes O(leak_samples) times over O(leak_window) seconds, fits
+    a slope in MB/min and reports sustained growth (C(proc.memory_leak)) with the projected time to the process's limit
+    (its cgroup's memory limit, or C(--max-old-space-size) from its command line or C(NODE_OPTIONS)); reads the kernel
+    log (C(/dev/kmsg), else C(journalctl -k)) for OOM kills, telling host-wide from memory-cgroup kills
+    (C(proc.oom_kill)); reads each agent's cgroup memory and pids accounting, cgroup v2 or v1 (C(proc.cgroup_memory),
+    C(proc.pids_limit)). Without agent processes nothing is sampled and nothing waits."
   - Command lines are redacted on the host (API keys, tokens, passwords) before they are returned.
 author:
   - agentops.runbooks developers (@agentops)
@@ -43,6 +49,26 @@ options:
     description: Also return the whole process table under RV(facts.table) (large on busy hosts).
     type: bool
     default: false
+  leak_window:
+    description: Seconds to sample agent processes' RSS over (C(agentops_leak_window)); 0 turns sampling off. At most 600.
+    type: float
+    default: 3.0
+  leak_samples:
+    description: RSS samples per agent process over the window (3 to 100).
+    type: int
+    default: 4
+  leak_max_processes:
+    description: Sample at most this many agent processes (the largest by RSS).
+    type: int
+    default: 50
+  cgroup_root:
+    description: Where the cgroup filesystem is mounted.
+    type: path
+    default: /sys/fs/cgroup
+  kernel_log:
+    description: Read the kernel log for OOM kills.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -91,6 +117,15 @@ facts:
       description: Processes at or above the lowest C(proc.fd_exhaustion) threshold.
       type: list
       elements: dict
+    deleted_open_files:
+      description: Deleted files still held open - C(count), C(total_mb) and the C(processes) holding the most.
+      type: dict
+    memory:
+      description:
+        - C(sampled) (per agent process, C(rss_mb) samples, C(slope_mb_per_min), C(limit_mb), C(limit_source),
+          C(minutes_to_limit)), C(window_seconds), C(oom_kills) (C(pid), C(comm), C(memcg), C(when)) and C(cgroups)
+          (memory and pids accounting of each agent's cgroup).
+      type: dict
     unreadable:
       description: Processes whose descriptors or limits could not be read.
       type: int
@@ -122,12 +157,12 @@ incomplete:
 
 import errno
 import os
-import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
+from ansible_collections.agentops.runbooks.plugins.module_utils.memory import MemoryCollector, kernel_log_reader
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 
 CMD_MAX = 512
@@ -135,19 +170,10 @@ AGENTS_MAX = 200
 _GONE = (errno.ENOENT, errno.ESRCH)
 
 
-def compile_patterns(patterns):
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
-            raise ValueError("patterns entry %r is not a valid regular expression: %s." % (pattern, exc))
-    return compiled
-
-
 class ProcessCollector(object):
-    def __init__(self, proc, patterns, top_n=10, thresholds=None, include_table=False):
+    def __init__(self, proc, patterns, top_n=10, thresholds=None, include_table=False, memory=None):
         self.proc = proc
+        self.memory = memory
         self.patterns = patterns
         self.top_n = top_n
         self.thresholds = thresholds or {}
@@ -187,11 +213,12 @@ class ProcessCollector(object):
             "argv": argv,
             "fd_count": None,
             "fd_limit": None,
+            "deleted": [],
         }
         if stat["state"] == "Z":
             return entry
         try:
-            entry["fd_count"] = self.proc.fd_count(pid)
+            entry["fd_count"], entry["deleted"] = self.proc.fds(pid)
             entry["fd_limit"] = self.proc.limits(pid).get("Max open files", (None, None))[0]
         except OSError as exc:
             if exc.errno in _GONE:
@@ -201,9 +228,7 @@ class ProcessCollector(object):
         return entry
 
     def matches(self, entry):
-        names = [entry["name"]]
-        names.extend(os.path.basename(arg) for arg in entry["argv"][:2])
-        return any(p.fullmatch(name) for p in self.patterns for name in names)
+        return procfs.is_agent(self.patterns, entry["name"], entry["argv"])
 
     def cmd(self, entry):
         text = self.redactor.argv(entry["argv"]) if entry["argv"] else "[%s]" % entry["name"]
@@ -223,7 +248,7 @@ class ProcessCollector(object):
         findings = []
         try:
             uptime = self.proc.uptime()
-            boot_time = _boot_time(self.proc)
+            boot_time = self.proc.boot_time()
             pids = self.proc.pids()
         except (OSError, ValueError, IndexError) as exc:
             error = fm.describe(exc)
@@ -263,6 +288,14 @@ class ProcessCollector(object):
         facts["orphans"] = self.orphans(agents, pid1, findings)
         facts["near_fd_limit"] = self.fd_pressure(table, findings)
         facts["top_rss"] = self.top_rss(table, mem_total_kb, findings)
+        facts["deleted_open_files"] = self.deleted_files(table, findings)
+        incomplete = []
+        if self.memory is not None:
+            memory = self.memory.run([{"pid": e["pid"], "name": e["name"], "argv": e["argv"], "rss_mb": e["rss_kb"] / 1024.0}
+                                      for e in agents if e["state"] != "Z"])
+            facts["memory"] = memory["facts"]
+            findings.extend(memory["findings"])
+            incomplete.extend(memory["incomplete"])
 
         if self.unreadable or self.vanished:
             findings.append(fm.make("proc.limited_visibility", "info", {
@@ -270,7 +303,7 @@ class ProcessCollector(object):
         if self.include_table:
             facts["table"] = [dict(self.brief(e), start_time=e["start_time"], rss_kb=e["rss_kb"]) for e in table.values()]
         facts["scan_ms"] = int((time.monotonic() - began) * 1000)
-        return {"facts": facts, "findings": fm.ordered(findings), "incomplete": []}
+        return {"facts": facts, "findings": fm.ordered(findings), "incomplete": incomplete}
 
     def chain(self, table, pid):
         chain = []
@@ -341,6 +374,28 @@ class ProcessCollector(object):
                 findings.append(found)
         return sorted(near, key=lambda e: -e["used_percent"])
 
+    def deleted_files(self, table, findings):
+        holders = [e for e in table.values() if e["deleted"]]
+        if not holders:
+            return {"count": 0, "total_mb": 0.0, "processes": []}
+        per_process = sorted(((sum(size for _fd, _path, size in e["deleted"]), e) for e in holders), key=lambda x: -x[0])
+        total = sum(size for size, _e in per_process)
+        largest, top = per_process[0]
+        summary = {
+            "count": sum(len(e["deleted"]) for e in holders),
+            "total_mb": round(total / 1048576.0, 1),
+            "processes": [{"pid": e["pid"], "name": e["name"], "mb": round(size / 1048576.0, 1),
+                           "files": [{"fd": fd, "path": path, "mb": round(b / 1048576.0, 1)}
+                                     for fd, path, b in sorted(e["deleted"], key=lambda d: -d[2])[:5]]}
+                          for size, e in per_process[:10]],
+        }
+        found = fm.graded("proc.deleted_open_files", summary["total_mb"], {
+            "count": summary["count"], "total_mb": summary["total_mb"], "pid": top["pid"], "name": top["name"],
+            "pid_mb": round(largest / 1048576.0, 1), "processes": summary["processes"][:5]}, self.thresholds)
+        if found:
+            findings.append(found)
+        return summary
+
     def top_rss(self, table, mem_total_kb, findings):
         top = sorted(table.values(), key=lambda e: -e["rss_kb"])[:self.top_n]
         result = []
@@ -357,16 +412,6 @@ class ProcessCollector(object):
         return result
 
 
-def _boot_time(proc):
-    try:
-        for line in proc.read("stat").splitlines():
-            if line.startswith("btime "):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -375,22 +420,36 @@ def main():
             include_table=dict(type="bool", default=False),
             thresholds=dict(type="dict", default={}),
             proc_root=dict(type="path", default="/proc"),
+            leak_window=dict(type="float", default=3.0),
+            leak_samples=dict(type="int", default=4),
+            leak_max_processes=dict(type="int", default=50),
+            cgroup_root=dict(type="path", default="/sys/fs/cgroup"),
+            kernel_log=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     params = module.params
+    if not 0 <= params["leak_window"] <= 600:
+        module.fail_json(msg="leak_window must be between 0 and 600 seconds, got %s." % params["leak_window"])
+    if not 3 <= params["leak_samples"] <= 100:
+        module.fail_json(msg="leak_samples must be between 3 and 100, got %d." % params["leak_samples"])
+    if not 1 <= params["leak_max_processes"] <= 1000:
+        module.fail_json(msg="leak_max_processes must be between 1 and 1000, got %d." % params["leak_max_processes"])
     if not 0 <= params["top_n"] <= 1000:
         module.fail_json(msg="top_n must be between 0 and 1000, got %d." % params["top_n"])
     if not params["patterns"]:
         module.fail_json(msg="patterns must name at least one process pattern.")
     try:
         thresholds = fm.validate_thresholds(params["thresholds"])
-        patterns = compile_patterns(params["patterns"])
+        patterns = procfs.compile_patterns(params["patterns"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     if not os.path.isdir(params["proc_root"]):
         module.fail_json(msg="proc_root %s is not a directory." % params["proc_root"])
-    collector = ProcessCollector(procfs.ProcFS(params["proc_root"]), patterns, params["top_n"], thresholds, params["include_table"])
+    proc = procfs.ProcFS(params["proc_root"])
+    memory = MemoryCollector(proc, procfs.CgroupFS(params["cgroup_root"]), params["leak_window"], params["leak_samples"],
+                             params["leak_max_processes"], thresholds, kernel_log_reader(module) if params["kernel_log"] else None)
+    collector = ProcessCollector(proc, patterns, params["top_n"], thresholds, params["include_table"], memory)
     module.exit_json(changed=False, **collector.run())
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ansible_collections.agentops.runbooks.plugins.module_utils.procfs import ProcFS
+from ansible_collections.agentops.runbooks.plugins.module_utils.procfs import ProcFS, compile_patterns
 from ansible_collections.agentops.runbooks.plugins.modules import process_facts
 
 from helpers import REPO, run_module
@@ -16,7 +16,7 @@ DEFAULT = ("node", "claude", "npx", "npm")
 
 
 def collect(root, patterns=DEFAULT, **kwargs):
-    return process_facts.ProcessCollector(ProcFS(root), process_facts.compile_patterns(patterns), **kwargs).run()
+    return process_facts.ProcessCollector(ProcFS(root), compile_patterns(patterns), **kwargs).run()
 
 
 def by_id(result):
@@ -90,14 +90,14 @@ def test_kernel_threads_are_left_out_and_top_rss_is_ordered(table):
 
 def test_processes_that_vanish_or_hide_are_counted_not_fatal(table, monkeypatch):
     os.makedirs(os.path.join(table.root, "999"))  # exited: directory without stat
-    real = ProcFS.fd_count
+    real = ProcFS.fds
 
-    def fd_count(self, pid):
+    def fds(self, pid):
         if pid == 300:
             raise OSError(errno.EACCES, "Permission denied", "/proc/300/fd")
         return real(self, pid)
 
-    monkeypatch.setattr(ProcFS, "fd_count", fd_count)
+    monkeypatch.setattr(ProcFS, "fds", fds)
     result = collect(table.root)
     assert result["facts"]["vanished"] == 1 and result["facts"]["unreadable"] == 1
     assert by_id(result)["proc.limited_visibility"][0]["severity"] == "info"
@@ -198,3 +198,16 @@ def test_unprivileged_scan_of_the_real_proc_counts_what_it_cannot_read():
     assert visibility and visibility[0]["evidence"]["user"] != "root"
     pid1 = [p for p in result["facts"]["top_rss"] + result["facts"]["agents"] if p["pid"] == 1]
     assert result["facts"]["process_count"] > 1 and (not pid1 or pid1[0]["fd_count"] is None)
+
+
+def test_deleted_files_still_open_are_found_with_their_size(tmp_path):
+    path = tmp_path / "rotated.log"
+    with open(path, "wb") as handle:
+        handle.write(b"x" * (3 * 1024 * 1024))
+        handle.flush()
+        os.unlink(path)  # rotated away, still open here
+        result = collect("/proc", thresholds={"proc.deleted_open_files": {"medium": 2.0}})
+    mine = [p for p in result["facts"]["deleted_open_files"]["processes"] if p["pid"] == os.getpid()]
+    assert mine and mine[0]["mb"] >= 3.0 and mine[0]["files"][0]["path"] == str(path)
+    found = [f for f in result["findings"] if f["id"] == "proc.deleted_open_files"]
+    assert found and found[0]["severity"] == "medium"
