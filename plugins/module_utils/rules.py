@@ -186,9 +186,10 @@ RULES = {
             "PID 1, no tini/--init). A zombie cannot be killed: its parent must reap it or exit."
         ),
         "fix": {
-            "summary": "Ask the parent to reap (SIGCHLD); if zombies remain, restart the parent service.",
-            "command": "kill -s CHLD {ppid}; sleep 2; ps -o pid,stat,comm --ppid {ppid}",
-            "playbook": None,
+            "summary": ("Ask the parent to reap (SIGCHLD, what the playbook does first); if zombies remain, restart the "
+                        "parent service (process_reaper_services). Dry run first, then -e process_reaper_dry_run=false."),
+            "command": "ansible-playbook agentops.runbooks.reap_processes -e process_reaper_orphans=false",
+            "playbook": "agentops.runbooks.reap_processes",
         },
         "thresholds": {"low": 1, "medium": 10, "high": 100},
     },
@@ -203,9 +204,10 @@ RULES = {
             "whose stop signal did not reach the process group."
         ),
         "fix": {
-            "summary": "Check what they are doing, then end them with SIGTERM (SIGKILL after a grace period).",
-            "command": "ps -o pid,ppid,etimes,rss,args -p {pids}",
-            "playbook": None,
+            "summary": ("Check what they are doing (ps -o pid,etimes,rss,args -p {pids}), then end them: SIGTERM, SIGKILL "
+                        "after a grace period. Dry run first, then -e process_reaper_dry_run=false."),
+            "command": "ansible-playbook agentops.runbooks.reap_processes -e process_reaper_zombies=false -e process_reaper_min_age=0",
+            "playbook": "agentops.runbooks.reap_processes",
         },
         "thresholds": {"medium": 1, "high": 10},
     },

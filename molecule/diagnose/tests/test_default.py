@@ -30,7 +30,8 @@ def test_report_names_the_zombies_and_their_parent(host):
     assert zombie, record["findings"]
     assert zombie[0]["evidence"]["zombie_pids"] == sorted(faults["zombies"])
     markdown = host.file(REPORT.replace(".json", ".md")).content_string
-    assert "kill -s CHLD %d" % faults["zombie_parents"][0] in markdown
+    assert "under parent %d" % faults["zombie_parents"][0] in markdown
+    assert "ansible-playbook agentops.runbooks.reap_processes" in markdown
 
 
 def test_report_names_the_orphaned_agents(host):

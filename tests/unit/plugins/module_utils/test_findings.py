@@ -36,7 +36,8 @@ def test_validate_thresholds_rejects_bad_input_with_one_sentence(overrides, mess
 def test_make_fills_templates_from_evidence_and_leaves_unknown_keys():
     found = fm.make("proc.zombie", "low", {"count": 3, "ppid": 42}, subject="ppid 42")
     assert found["symptom"] == "3 zombie process(es) under parent 42 ({parent_name})."
-    assert found["fix"]["command"].startswith("kill -s CHLD 42;")
+    assert found["fix"]["command"] == "ansible-playbook agentops.runbooks.reap_processes -e process_reaper_orphans=false"
+    assert found["fix"]["playbook"] == "agentops.runbooks.reap_processes"
     assert found["docs"].endswith("#proc-zombie")
     for key in ("id", "severity", "category", "title", "subject", "symptom", "evidence", "diagnosis", "fix", "docs"):
         assert key in found

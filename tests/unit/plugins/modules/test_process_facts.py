@@ -47,7 +47,8 @@ def test_zombies_are_grouped_by_parent_with_the_chain_to_pid_1(table):
     evidence = zombie[0]["evidence"]
     assert evidence["zombie_pids"] == [201, 202, 203] and evidence["ppid"] == 200
     assert [link["pid"] for link in evidence["parent_chain"]] == [200, 100, 1]
-    assert zombie[0]["fix"]["command"].startswith("kill -s CHLD 200")
+    assert zombie[0]["subject"] == "ppid 200" and "parent 200 (bash)" in zombie[0]["symptom"]
+    assert zombie[0]["fix"]["playbook"] == "agentops.runbooks.reap_processes"
     assert result["facts"]["states"]["Z"] == 3
 
 
