@@ -256,8 +256,9 @@ RULES = {
         "fix": {
             "summary": ("Capture evidence (status, smaps_rollup, a heap snapshot if the process runs with "
                         "--heapsnapshot-signal), then restart it in a quiet window."),
-            "command": "grep -E 'VmRSS|VmHWM|RssAnon' /proc/{pid}/status; cat /proc/{pid}/smaps_rollup",
-            "playbook": None,
+            "command": ("ansible-playbook agentops.runbooks.reap_processes -e process_reaper_zombies=false "
+                        "-e process_reaper_orphans=false -e process_reaper_leak_response=true"),
+            "playbook": "agentops.runbooks.reap_processes",
         },
         "thresholds": {"medium": 5.0, "high": 30.0, "critical": 120.0},
     },
