@@ -94,7 +94,7 @@ def severity_page():
 
 def _cell(value):
     if isinstance(value, list):
-        value = " ".join(value)
+        value = " ".join(str(item) for item in value)
     return " ".join(str(value or "").split()).replace("|", "\\|")
 
 

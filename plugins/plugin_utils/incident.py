@@ -126,14 +126,16 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
         raise ValueError("sev1_host_ratio must be a number between 0 and 1, got %r." % (sev1_host_ratio,))
     records = {}
     for host in hosts:
-        record = None
         try:
-            record = hostvars[host].get("diagnose_result")
+            host_vars = hostvars[host]
+            record, rollback = host_vars.get("diagnose_result"), host_vars.get("deploy_rollback_result")
         except (KeyError, AttributeError):
-            record = None
+            record, rollback = None, None
         if not isinstance(record, dict):
             record = unreachable_record(host, "the host returned no diagnosis (unreachable or failed before diagnosing)")
         records[host] = dict(record, findings=fm.ordered(record.get("findings") or []))
+        if isinstance(rollback, dict):  # deploy_rollback ran earlier in the same run
+            records[host]["rollback"] = rollback
     severity, reason = incident_severity(records, ratio)
     by_severity = dict((name, 0) for name in fm.SEVERITIES)
     by_rule = {}
@@ -214,6 +216,11 @@ def report_markdown(report):
         out.append("| %s | %s | %s | %s |" % (name, record["status"], fm.worst(record["findings"]) or "-", ids))
     for name, record in order:
         out += ["", "## %s (%s)" % (name, record["status"]), ""]
+        rollback = record.get("rollback")
+        if rollback:
+            out += ["Rollback: **%s**, %s -> %s in %s s, %d health probe(s)." % (
+                rollback.get("outcome"), rollback.get("from_release"), rollback.get("to_release"), rollback.get("seconds"),
+                len(rollback.get("health_probes") or [])), ""]
         if not record["findings"]:
             out.append("No findings.")
             continue

@@ -122,3 +122,12 @@ def test_stats_are_compact_and_global():
     assert stats["severity"] == "SEV-2" and stats["report"] == {"json": "/x/report.json"}
     assert stats["hosts"]["web-1"] == {"status": "ok", "worst": "high", "findings": 2, "rules": ["host.memory"]}
     assert "findings" not in repr(stats["hosts"]["web-1"]["rules"])
+
+
+def test_a_rollback_in_the_same_run_is_part_of_the_host_record():
+    rollback = {"outcome": "switched", "from_release": "r3", "to_release": "r2", "seconds": 4.2,
+                "health_probes": [{"status": 200, "healthy": True}]}
+    report = incident.incident_report({"web-1": {"diagnose_result": host(), "deploy_rollback_result": rollback}},
+                                      ["web-1"], "INC-7", generated_at="2026-11-25T03:00:00Z")
+    assert report["hosts"]["web-1"]["rollback"] == rollback
+    assert "Rollback: **switched**, r3 -> r2 in 4.2 s, 1 health probe(s)." in incident.report_markdown(report)
