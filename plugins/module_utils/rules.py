@@ -28,6 +28,7 @@ CATEGORIES = {
     "host": "Host resources",
     "proc": "Processes",
     "pg": "PostgreSQL connections and locks",
+    "log": "Log signatures",
     "diagnose": "The diagnosis itself",
 }
 
@@ -531,6 +532,284 @@ RULES = {
             "summary": "Run the audit by hand with -vvv to see the server's error.",
             "command": "ansible-playbook agentops.runbooks.diagnose -e agentops_checks=[pg] -vvv",
             "playbook": "agentops.runbooks.diagnose",
+        },
+        "thresholds": {},
+    },
+    # -------------------------------------------------------------------- log
+    'log.spawn_einval': {
+        "category": "log",
+        "title": 'spawn EINVAL: a .cmd/.bat spawned without a shell',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'Node 18.20.2 / 20.12.2 / 21.7.3 and later refuse to spawn .bat/.cmd files (npm.cmd, npx.cmd) without shell: true '
+            '(CVE-2024-27980). Windows only. The fix is in code: spawn with shell: true and quoted arguments, or through cmd.exe /d /s /c. '
+            'Never downgrade Node.'
+        ),
+        "fix": {
+            "summary": 'Change the spawn call (shell: true with quoted args, or cmd.exe /d /s /c); do not downgrade Node.',
+            "command": 'grep -rn "spawn(" src/ | grep -iE "\\.cmd|\\.bat|npx|npm"',
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
+    },
+    'log.spawn_enoent': {
+        "category": "log",
+        "title": 'spawn ENOENT: the CLI the agent runs is not found',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'The command is not on the PATH the child sees (when env is passed, its PATH is used; without PATH Unix falls back to '
+            "/usr/bin:/bin), or the cwd does not exist, or a shebang interpreter is missing (CRLF shebangs read as 'node\\r')."
+        ),
+        "fix": {
+            "summary": "Resolve the command on the service's own PATH (/proc/PID/environ) and check the cwd; pass an absolute path or a full env.",
+            "command": "tr '\\0' '\\n' < /proc/{pid}/environ | grep ^PATH=; ls -l /proc/{pid}/cwd",
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
+    },
+    'log.spawn_eacces': {
+        "category": "log",
+        "title": 'spawn EACCES: the CLI cannot be executed',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'No execute bit, a directory on the way that is not searchable, or a noexec mount (often /tmp). Never remount /tmp exec as a fix.'
+        ),
+        "fix": {
+            "summary": "Check the mode of the file and every parent directory, and the mount's options.",
+            "command": 'namei -l {command_path}; findmnt -T {command_path} -o TARGET,OPTIONS',
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
+    },
+    'log.spawn_e2big': {
+        "category": "log",
+        "title": 'spawn E2BIG: arguments too long',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'One argument over 128 KiB (MAX_ARG_STRLEN) or argv plus environment over about a quarter of RLIMIT_STACK: typically a whole '
+            'prompt passed as an argument.'
+        ),
+        "fix": {
+            "summary": 'Pass prompts through stdin or a file instead of argv.',
+            "command": 'getconf ARG_MAX; ulimit -s',
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
+    },
+    'log.fetch_undefined': {
+        "category": "log",
+        "title": 'fetch is not defined: Node too old or fetch disabled',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "Global fetch is unflagged from Node 18.0.0 (stable in 21); 'ReferenceError: fetch is not defined' means an older Node, or "
+            '--no-experimental-fetch.'
+        ),
+        "fix": {
+            "summary": 'Check which node binary the service really runs and its flags.',
+            "command": "readlink /proc/{pid}/exe; tr '\\0' ' ' < /proc/{pid}/cmdline",
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
+    },
+    'log.websocket_undefined': {
+        "category": "log",
+        "title": 'WebSocket is not defined: Node older than 22',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'The global WebSocket is on by default from Node 22.0.0 (stable 22.4.0): an older runtime (or --no-experimental-websocket) cannot '
+            'use it; use the ws package or upgrade.'
+        ),
+        "fix": {
+            "summary": "Check the runtime version the service runs; a '(deleted)' exe means it still runs an old binary.",
+            "command": 'readlink /proc/{pid}/exe; node --version',
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
+    },
+    'log.econnrefused': {
+        "category": "log",
+        "title": 'Connections refused',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example} Ports: {ports}.',
+        "diagnosis": (
+            'Nothing listens on that address and port: the dependency is down, restarting, on another port, or only on another interface. '
+            '{likely_services}'
+        ),
+        "fix": {
+            "summary": 'Check the dependency named by the port and whether it listens.',
+            "command": "ss -ltnp | grep -E ':({port_list})\\\\b'",
+            "playbook": None,
+        },
+        "thresholds": {'medium': 1, 'high': 10},
+    },
+    'log.pg_connections': {
+        "category": "log",
+        "title": 'PostgreSQL refused connections: slots exhausted',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "'sorry, too many clients already' or 'remaining connection slots are reserved ...' in the application's log: the database ran "
+            'out of connection slots (see the pg.* findings for who holds them).'
+        ),
+        "fix": {
+            "summary": "Audit the server (diagnose with agentops_pg_host) and free the hogging pool's idle sessions.",
+            "command": 'ansible-playbook agentops.runbooks.diagnose -e agentops_pg_host=/var/run/postgresql',
+            "playbook": 'agentops.runbooks.remediate_postgres',
+        },
+        "thresholds": {'critical': 1},
+    },
+    'log.pg_deadlock': {
+        "category": "log",
+        "title": 'PostgreSQL deadlocks',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "'deadlock detected' (40P01): two transactions locked the same rows in different orders; PostgreSQL aborted one."
+        ),
+        "fix": {
+            "summary": "Make the transactions lock rows in one order; the server log's DETAIL lines name both.",
+            "command": "grep -A3 'deadlock detected' /var/log/postgresql/*.log | tail -n 40",
+            "playbook": None,
+        },
+        "thresholds": {'medium': 1, 'high': 20},
+    },
+    'log.v8_heap_oom': {
+        "category": "log",
+        "title": 'Node ran out of heap',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory' (often after 'Ineffective mark-compacts near "
+            "heap limit'): the process hit --max-old-space-size and aborted. Usually a leak (see proc.memory_leak) rather than a limit set "
+            'too low.'
+        ),
+        "fix": {
+            "summary": (
+                'Capture evidence from the growing process and restart it in a quiet window; raise --max-old-space-size only with a measured '
+                'peak.'
+            ),
+            "command": (
+                'ansible-playbook agentops.runbooks.reap_processes -e process_reaper_zombies=false -e process_reaper_orphans=false -e '
+                'process_reaper_leak_response=true'
+            ),
+            "playbook": 'agentops.runbooks.reap_processes',
+        },
+        "thresholds": {'critical': 1},
+    },
+    'log.llm_rate_limit': {
+        "category": "log",
+        "title": 'LLM API rate limited or overloaded',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example} Retry-after seen: {retry_after}.',
+        "diagnosis": (
+            "429 rate_limit_error (this key's request or token budget) or 529 overloaded_error (the provider is overloaded). Clients must "
+            'honour retry-after; raising concurrency makes it worse.'
+        ),
+        "fix": {
+            "summary": 'Honour retry-after with backoff and full jitter; lower concurrency; never raise it automatically.',
+            "command": "grep -hoE 'anthropic-ratelimit-[a-z-]+: [^ ]+' {files} | sort | uniq -c | tail",
+            "playbook": None,
+        },
+        "thresholds": {'medium': 1, 'high': 50},
+    },
+    'log.ws_abnormal_close': {
+        "category": "log",
+        "title": 'WebSocket connections closed abnormally (1006)',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'Close code 1006 is never sent on the wire: the connection dropped without a close frame (an idle timeout on a proxy or load '
+            'balancer - nginx proxy_read_timeout and AWS ALB default to 60 s - an RST, or a killed pod). The heartbeat interval must stay '
+            'below the smallest idle timeout on the path.'
+        ),
+        "fix": {
+            "summary": "Compare the heartbeat interval with every proxy's idle timeout; reconnect with backoff and jitter.",
+            "command": "grep -rn 'proxy_read_timeout\\|idle_timeout' /etc/nginx 2>/dev/null",
+            "playbook": None,
+        },
+        "thresholds": {'low': 1, 'medium': 10, 'high': 100},
+    },
+    'log.network_reset': {
+        "category": "log",
+        "title": 'Timeouts and reset connections',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "ETIMEDOUT, ECONNRESET, 'socket hang up' or undici's UND_ERR_* codes: keep-alive sockets reused after the server closed them (the "
+            "server's keepAliveTimeout, 5 s by default in Node, must exceed the client's idle timeout), broken dual-stack (Node 20+ tries "
+            'IPv6 and IPv4 in parallel), or an overloaded peer.'
+        ),
+        "fix": {
+            "summary": 'Check keep-alive timeouts along the path and whether the peer is overloaded.',
+            "command": 'ss -tan state time-wait | wc -l',
+            "playbook": None,
+        },
+        "thresholds": {'low': 1, 'medium': 20, 'high': 200},
+    },
+    'log.dns_failure': {
+        "category": "log",
+        "title": 'DNS lookups failing',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'ENOTFOUND: the name does not exist; EAI_AGAIN: the resolver failed temporarily. In Kubernetes, ndots:5 multiplies queries for '
+            'external names: use trailing-dot FQDNs or a lower ndots.'
+        ),
+        "fix": {
+            "summary": 'Resolve the names from the host and check /etc/resolv.conf.',
+            "command": 'cat /etc/resolv.conf; getent hosts {hosts}',
+            "playbook": None,
+        },
+        "thresholds": {'medium': 1, 'high': 10},
+    },
+    'log.tls_error': {
+        "category": "log",
+        "title": 'TLS certificate errors',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE (the server omits its intermediate), SELF_SIGNED_CERT_IN_CHAIN, '
+            'DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_GET_ISSUER_CERT_LOCALLY. NODE_EXTRA_CA_CERTS is read only at start. Never set '
+            'NODE_TLS_REJECT_UNAUTHORIZED=0.'
+        ),
+        "fix": {
+            "summary": "Inspect the chain the peer serves; fix the server's chain or the CA bundle, then restart the client.",
+            "command": 'openssl s_client -connect HOST:443 -servername HOST -showcerts </dev/null | openssl x509 -noout -dates -issuer',
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
+    },
+    'log.emfile': {
+        "category": "log",
+        "title": 'Too many open files (EMFILE)',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            'The process reached its descriptor limit: sockets or files not closed, or a limit set too low (see proc.fd_exhaustion).'
+        ),
+        "fix": {
+            "summary": 'Find what the descriptors are; fix the leak or raise LimitNOFILE.',
+            "command": "ls -l /proc/{pid}/fd | wc -l; grep 'open files' /proc/{pid}/limits",
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
+    },
+    'log.enospc': {
+        "category": "log",
+        "title": 'No space left on device (ENOSPC)',
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "A filesystem is full, out of inodes, or the inotify watch limit was reached ('System limit for number of file watchers reached': "
+            'fs.inotify.max_user_watches). Deleted files held open keep their space.'
+        ),
+        "fix": {
+            "summary": 'Check disk, inodes and deleted-but-open files (host.disk_*, proc.deleted_open_files).',
+            "command": 'df -h; df -i; cat /proc/sys/fs/inotify/max_user_watches',
+            "playbook": None,
+        },
+        "thresholds": {'critical': 1},
+    },
+    'log.check_incomplete': {
+        "category": "log",
+        "title": 'A log could not be read',
+        "symptom": 'Could not read {what}: {error}',
+        "diagnosis": (
+            'That log was not analysed, so its signatures are unknown, not absent.'
+        ),
+        "fix": {
+            "summary": "Check the path and the connecting user's permission (become).",
+            "command": 'ls -l {what}',
+            "playbook": None,
         },
         "thresholds": {},
     },

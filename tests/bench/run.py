@@ -6,6 +6,8 @@
    it is, then with 1,000 extra processes started here. Target: <= 0.3 s at 1,000.
    Then with 20 of those processes being node agents: process_facts with leak sampling
    (the default 3 s window, 4 samples) - the wall time over the window is the overhead.
+4. log_scan on a generated 1 GB log (BENCH_LOG_MB to change) against `grep -c ERROR` on the same file
+   in the same run: throughput ratio (target >= 0.5x grep) and peak RSS (target < 100 MB).
 3. The pg_connection_facts audit statement on a throwaway cluster, idle, then with 500
    open sessions. Target: < 100 ms for the query at 500 sessions.
 """
@@ -138,11 +140,60 @@ def bench_pg_audit(tmp):
           "target < 100 ms %s" % (idle_ms, idle_count, loaded_ms, loaded_count, loaded_ms / idle_ms, verdict))
 
 
+def write_log(path, megabytes):
+    components = ["manager", "worker", "agent:code-review", "monitor", "ws-gateway"]
+    messages = ["request completed in 35 ms status=200 path=/v1/tasks/8f3a", "heartbeat ok",
+                "spawned child pid=4242 cmd=claude", "connect ECONNREFUSED 127.0.0.1:5432", "WebSocket closed: code=1006 reason="]
+    levels = ["INFO"] * 85 + ["DEBUG"] * 10 + ["WARN"] * 3 + ["ERROR"] * 2
+    block = []
+    start = int(time.time()) - 3600
+    for index in range(20000):
+        level = levels[index % len(levels)]
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + index // 10))
+        message = messages[index % 5 if level != "INFO" else 1]
+        block.append("[%s.%03dZ] [%s] [%s] %s\n" % (stamp, index % 1000, level, components[index % 5], message))
+        if index % 7 == 0:
+            block.append("  conversationId: conv-%d\n" % (index % 500))
+    chunk = "".join(block).encode()
+    with open(path, "wb") as handle:
+        for dummy in range(max(1, megabytes * 1048576 // len(chunk))):
+            handle.write(chunk)
+    return os.path.getsize(path)
+
+
+def bench_log_scan(tmp):
+    megabytes = int(os.environ.get("BENCH_LOG_MB", "1024"))
+    path = os.path.join(tmp, "agent.log")
+    size = write_log(path, megabytes)
+    began = time.monotonic()
+    grep = subprocess.run(["grep", "-c", "ERROR", path], stdout=subprocess.PIPE, check=True)
+    grep_seconds = time.monotonic() - began
+    args_file = os.path.join(tmp, "logscan.json")
+    with open(args_file, "w") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": {"paths": [path], "since": 0, "max_bytes": size + 1, "timeout": 3600}}, handle)
+    began = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "ansible_collections.agentops.runbooks.plugins.modules.log_scan", args_file],
+                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read()
+    rusage = os.wait4(proc.pid, 0)[2]
+    scan_seconds = time.monotonic() - began
+    result = json.loads(out)
+    rss_mb = rusage.ru_maxrss / 1024.0
+    mb = size / 1048576.0
+    ratio = (mb / scan_seconds) / (mb / grep_seconds)
+    print("log_scan: %.0f MB in %.1f s = %.0f MB/s (%d entries); grep -c ERROR: %.2f s = %.0f MB/s (%s matches); "
+          "ratio %.3fx (target >= 0.5x) %s; peak RSS %.0f MB (target < 100 MB) %s"
+          % (mb, scan_seconds, mb / scan_seconds, result["facts"]["entries"], grep_seconds, mb / grep_seconds,
+             grep.stdout.decode().strip(), ratio, "OK" if ratio >= 0.5 else "MISSED", rss_mb, "OK" if rss_mb < 100 else "MISSED"))
+    os.unlink(path)
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="agentops-bench-") as tmp:
         bench_playbooks(tmp)
         bench_process_facts(tmp)
         bench_pg_audit(tmp)
+        bench_log_scan(tmp)
 
 
 if __name__ == "__main__":

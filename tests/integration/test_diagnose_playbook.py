@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -92,3 +93,20 @@ def test_postgres_findings_land_in_the_report(tmp_path, pg_server, sessions):
     assert ids["pg.pool_hog"]["evidence"]["application"] == "manager"
     assert report["severity"] == "SEV-1"  # one host with a critical finding: the whole fleet is affected
     assert pg_server["password"] not in (tmp_path / "PG-1" / "report.json").read_text()
+
+
+def test_log_findings_land_in_the_report(tmp_path):
+    """agentops_log_paths switches the log scan on; a V8 heap crash in the logs is a critical finding."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "worker.log").write_text(
+        '{"level":60,"time":%d,"name":"worker","msg":"FATAL ERROR: Reached heap limit Allocation failed - '
+        'JavaScript heap out of memory"}\n' % (int(time.time()) * 1000))
+    proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % tmp_path, "-e", "agentops_incident_id=LOG-1",
+                    "-e", '{"agentops_log_paths": ["%s/*.log"]}' % logs)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    with open(tmp_path / "LOG-1" / "report.json") as handle:
+        record = json.load(handle)["hosts"]["localhost"]
+    assert record["checks"]["logs"]["status"] == "ok"
+    heap = [f for f in record["findings"] if f["id"] == "log.v8_heap_oom"]
+    assert heap and heap[0]["severity"] == "critical" and heap[0]["evidence"]["components"] == "worker"

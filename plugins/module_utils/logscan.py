@@ -1,0 +1,477 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentops.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Streaming log analysis with constant memory: parsers, signatures, correlation.
+
+Entries come from three shapes of line:
+* the seed format ``[2025-12-24T14:35:22.123Z] [ERROR] [agent:code-review] message``
+  followed by indented ``key: value`` metadata lines (and stack lines);
+* JSON lines with pino, winston or bunyan field names;
+* anything else, as plain text with a best-effort timestamp and level.
+
+Every aggregate is bounded (components, buckets, signatures, correlation ids,
+entries per id), so memory does not grow with the size of the logs. Text that
+leaves the scanner passes through the redaction engine.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import calendar
+import gzip
+import json
+import os
+import re
+import time
+
+LEVELS = ("fatal", "error", "warn", "info", "debug", "trace", "unknown")
+PINO = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
+NAMES = {"trace": "trace", "debug": "debug", "verbose": "debug", "silly": "trace", "info": "info", "notice": "info",
+         "http": "info", "warn": "warn", "warning": "warn", "error": "error", "err": "error", "fatal": "fatal",
+         "critical": "fatal", "crit": "fatal", "panic": "fatal", "alert": "fatal", "emerg": "fatal"}
+CORRELATION_KEYS = ("conversationId", "conversation_id", "requestId", "request_id", "reqId", "correlationId",
+                    "correlation_id", "traceId", "trace_id", "x-request-id", "sessionId", "jobId")
+
+SEED = re.compile(r"^\[(?P<ts>[^\]]+)\]\s+\[(?P<level>[A-Za-z]+)\]\s+\[(?P<component>[^\]]*)\]\s?(?P<msg>.*)$")
+META = re.compile(r"^\s+(?P<key>[A-Za-z_][\w.-]*):\s?(?P<value>.*)$")
+ISO = re.compile(r"(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)")
+SYSLOG = re.compile(r"^(?P<ts>[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})")
+LEVEL_WORD = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|ERR|FATAL|CRIT(?:ICAL)?|PANIC)\b", re.I)
+PLAIN_ID = re.compile(r"\b(?P<key>%s)[\"']?\s*[=:]\s*[\"']?(?P<value>[\w.:-]{3,})" % "|".join(re.escape(k) for k in CORRELATION_KEYS))
+
+NORMALIZE = [
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"), "<ip>"),
+    (re.compile(r"(?:/[\w.@-]+){2,}/?"), "<path>"),
+    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b", re.I), "<hex>"),
+    (re.compile(r"\b[A-Za-z]+[-_][A-Za-z0-9]*\d[A-Za-z0-9_-]*\b"), "<id>"),
+    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
+    (re.compile(r"\"[^\"]{20,}\"|'[^']{20,}'"), "<str>"),
+]
+
+# Known signatures: rule id -> pattern searched in an entry's message, metadata and first stack line.
+SIGNATURES = [
+    ("log.spawn_einval", re.compile(r"spawn(?:Sync)?\s+(?P<cmd>\S+)?\s*EINVAL|spawn EINVAL")),
+    ("log.spawn_enoent", re.compile(r"spawn(?:Sync)? (?P<cmd>\S+) ENOENT")),
+    ("log.spawn_eacces", re.compile(r"spawn(?:Sync)? (?P<cmd>\S+) EACCES")),
+    ("log.spawn_e2big", re.compile(r"spawn(?:Sync)?(?: \S+)? E2BIG|Argument list too long")),
+    ("log.fetch_undefined", re.compile(r"fetch is not defined")),
+    ("log.websocket_undefined", re.compile(r"WebSocket is not defined")),
+    ("log.econnrefused", re.compile(r"ECONNREFUSED(?:\s+(?P<host>[\w.:\[\]-]+?):(?P<port>\d+))?")),
+    ("log.pg_connections", re.compile(r"sorry, too many clients already|remaining connection slots are reserved")),
+    ("log.pg_deadlock", re.compile(r"deadlock detected")),
+    ("log.v8_heap_oom", re.compile(r"Reached heap limit|JavaScript heap out of memory|Ineffective mark-compacts near heap limit")),
+    ("log.llm_rate_limit", re.compile(r"\b(?:429|529)\b.*?(?:rate_limit_error|overloaded_error|Too Many Requests|Overloaded)"
+                                      r"|rate_limit_error|overloaded_error", re.I)),
+    ("log.ws_abnormal_close", re.compile(r"(?:close|closed|code)[^\n]{0,40}?\b1006\b|\b1006\b[^\n]{0,20}(?:abnormal|closed?)", re.I)),
+    ("log.network_reset", re.compile(r"\bETIMEDOUT\b|\bECONNRESET\b|socket hang up|UND_ERR_(?:CONNECT_TIMEOUT|HEADERS_TIMEOUT|BODY_TIMEOUT|SOCKET)")),
+    ("log.dns_failure", re.compile(r"getaddrinfo (?:ENOTFOUND|EAI_AGAIN) (?P<dnshost>[\w.-]+)|\bENOTFOUND\b|\bEAI_AGAIN\b")),
+    ("log.tls_error", re.compile(r"CERT_HAS_EXPIRED|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT"
+                                 r"|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|certificate has expired")),
+    ("log.emfile", re.compile(r"\bEMFILE\b|too many open files", re.I)),
+    ("log.enospc", re.compile(r"\bENOSPC\b|No space left on device|System limit for number of file watchers reached")),
+]
+# Cheap prefilter: a rule's pattern is searched only when one of its hints appears in the entry.
+RULE_HINTS = {
+    "log.spawn_einval": ("EINVAL",), "log.spawn_enoent": ("ENOENT",), "log.spawn_eacces": ("EACCES",),
+    "log.spawn_e2big": ("E2BIG", "Argument list"), "log.fetch_undefined": ("fetch is not",),
+    "log.websocket_undefined": ("WebSocket is not",), "log.econnrefused": ("ECONNREFUSED",),
+    "log.pg_connections": ("too many clients", "connection slots"), "log.pg_deadlock": ("deadlock",),
+    "log.v8_heap_oom": ("heap limit", "heap out of memory"),
+    "log.llm_rate_limit": ("429", "529", "rate_limit", "overloaded", "Overloaded"), "log.ws_abnormal_close": ("1006",),
+    "log.network_reset": ("ETIMEDOUT", "ECONNRESET", "hang up", "UND_ERR"), "log.dns_failure": ("ENOTFOUND", "EAI_AGAIN"),
+    "log.tls_error": ("CERT", "certificate"), "log.emfile": ("EMFILE", "open files"),
+    "log.enospc": ("ENOSPC", "No space", "file watchers"),
+}
+HINT_RULES = {}
+for _rule, _hints in RULE_HINTS.items():
+    for _hint in _hints:
+        HINT_RULES.setdefault(_hint, []).append(_rule)
+SIGNATURE_HINTS = tuple(HINT_RULES)
+PATTERNS = dict(SIGNATURES)
+ID_HINTS = ("Id", "_id", "-id")
+RETRY_AFTER = re.compile(r"retry[-_]?after[\"']?\s*[:=]\s*[\"']?(\d+(?:\.\d+)?)", re.I)
+PORT_SERVICES = {"5432": "PostgreSQL", "6379": "Redis", "3306": "MySQL", "27017": "MongoDB", "5672": "RabbitMQ",
+                 "9200": "Elasticsearch", "11211": "memcached", "443": "an HTTPS endpoint", "80": "an HTTP endpoint",
+                 "8080": "an HTTP service", "3000": "a Node HTTP service", "9092": "Kafka", "2379": "etcd"}
+
+LIMITS = {"components": 200, "buckets": 10000, "signatures": 5000, "ids": 2000, "per_id": 40, "examples": 3}
+
+
+EPOCH = re.compile(r"^\d{10}(?:\.\d+)?$")
+EPOCH_MS = re.compile(r"^\d{13}$")
+ISO_FULL = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?$")
+_SECOND = {"key": None, "value": None}
+
+
+def parse_time(text):
+    """Epoch seconds from an ISO 8601, syslog or epoch(ms) timestamp; None when unparseable."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        return text / 1000.0 if text > 1e11 else float(text)
+    text = str(text).strip()
+    if EPOCH.match(text):
+        return float(text)
+    if EPOCH_MS.match(text):
+        return int(text) / 1000.0
+    match = ISO_FULL.match(text)
+    if match:
+        y, mo, d, h, mi, s, frac, zone = match.groups()
+        key = text[:19]
+        if _SECOND["key"] == key:  # consecutive entries share their second: skip timegm
+            seconds = _SECOND["value"]
+        else:
+            seconds = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
+            _SECOND["key"], _SECOND["value"] = key, seconds
+        if frac:
+            seconds += float("0." + frac)
+        if zone and zone != "Z":
+            sign = 1 if zone[0] == "+" else -1
+            zone = zone[1:].replace(":", "")
+            seconds -= sign * (int(zone[:2]) * 3600 + int(zone[2:]) * 60)
+        return seconds
+    match = SYSLOG.match(text)
+    if match:
+        try:
+            parsed = time.strptime("%s %s" % (time.gmtime().tm_year, match.group("ts")), "%Y %b %d %H:%M:%S")
+            return float(calendar.timegm(parsed))
+        except ValueError:
+            return None
+    return None
+
+
+def level_of(value):
+    if isinstance(value, (int, float)):
+        return PINO.get(int(value), "error" if value >= 50 else ("warn" if value >= 40 else "info"))
+    return NAMES.get(str(value).strip().lower(), "unknown")
+
+
+def normalize(message):
+    text = message[:300]
+    for pattern, placeholder in NORMALIZE:
+        text = pattern.sub(placeholder, text)
+    return " ".join(text.split())
+
+
+class Entry(object):
+    __slots__ = ("ts", "level", "component", "msg", "meta", "stack", "file", "line")
+
+    def __init__(self, ts, level, component, msg, file, line, meta=None):
+        self.ts, self.level, self.component, self.msg = ts, level, component, msg
+        self.meta, self.stack, self.file, self.line = meta or {}, [], file, line
+
+    def text(self):
+        if not self.meta and not self.stack:
+            return self.msg
+        parts = [self.msg]
+        parts.extend("%s: %s" % kv for kv in self.meta.items())
+        parts.extend(self.stack[:1])
+        return "\n".join(parts)
+
+    def ids(self):
+        found = []
+        if self.meta:
+            for key in CORRELATION_KEYS:
+                value = self.meta.get(key)
+                if value:
+                    found.append(str(value))
+        if not found and any(hint in self.msg for hint in ID_HINTS):
+            found = [m.group("value") for m in PLAIN_ID.finditer(self.msg)]
+        return found
+
+
+def parse_json(line, file, number):
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    level = level_of(data.get("level", data.get("severity", "unknown")))
+    msg = data.get("msg", data.get("message", ""))
+    if not isinstance(msg, str):
+        msg = json.dumps(msg, sort_keys=True)
+    component = data.get("component") or data.get("service") or data.get("name") or data.get("module") or data.get("logger") or ""
+    meta = {}
+    for key, value in data.items():
+        if key in ("level", "severity", "msg", "message", "time", "timestamp", "@timestamp", "v", "pid", "hostname"):
+            continue
+        if isinstance(value, (str, int, float, bool)):
+            meta[key] = value
+        elif key in ("err", "error") and isinstance(value, dict):
+            meta["error"] = value.get("message", "")
+            if value.get("code"):
+                meta["errorCode"] = value["code"]
+            if value.get("stack"):
+                meta["stack"] = str(value["stack"]).split("\n", 1)[0]
+    ts = parse_time(data.get("time", data.get("timestamp", data.get("@timestamp"))))
+    return Entry(ts, level, str(component), msg, file, number, meta)
+
+
+PLAIN_HEAD = re.compile(r"^[\s\[]*(?P<level>%s)[\]:]?\s+(?:(?P<component>[A-Za-z][\w.:-]{0,40}?)(?:\[\d+\])?:\s+)?"
+                        % LEVEL_WORD.pattern[3:-3], re.I)
+
+
+def parse_plain(line, file, number):
+    match = SEED.match(line)
+    if match:
+        return Entry(parse_time(match.group("ts")), level_of(match.group("level")), match.group("component"),
+                     match.group("msg"), file, number)
+    ts, rest = None, line
+    match = ISO.match(line.lstrip("[")) or SYSLOG.match(line)
+    if match:
+        ts = parse_time(match.group("ts"))
+        rest = line.lstrip("[")[match.end():].lstrip("] ")
+    head = PLAIN_HEAD.match(rest)
+    if head:
+        return Entry(ts, level_of(head.group("level")), head.group("component") or "", rest[head.end():], file, number)
+    level = LEVEL_WORD.search(rest[:200])
+    return Entry(ts, level_of(level.group(1)) if level else "unknown", "", rest, file, number)
+
+
+class Scanner(object):
+    """Feed lines file by file; read the aggregates with result()."""
+
+    def __init__(self, redactor, since=None, bucket=60, top_n=10, limits=None):
+        self.redactor = redactor
+        self.since = since
+        self.bucket = bucket
+        self.top_n = top_n
+        self.limits = dict(LIMITS, **(limits or {}))
+        self.levels = dict((name, 0) for name in LEVELS)
+        self.components = {}
+        self.buckets = {}
+        self.signatures = {}
+        self.ids = {}
+        self.matches = {}
+        self.entries = 0
+        self.outside_window = 0
+        self.current = None
+
+    # --------------------------------------------------------------- feeding
+    def feed(self, line, file, number):
+        if self.current is not None and line[:1] in (" ", "\t") and line.strip():
+            match = META.match(line)
+            if match and len(self.current.meta) < 50:
+                self.current.meta[match.group("key")] = match.group("value").strip()
+            elif len(self.current.stack) < 20:
+                self.current.stack.append(line.strip())
+            return
+        entry = parse_json(line, file, number) if line[:1] == "{" else None
+        if entry is None:
+            if not line.strip():
+                return
+            entry = parse_plain(line, file, number)
+        if not entry.component:
+            entry.component = service_of(file)
+        self.close()
+        self.current = entry
+
+    def close(self):
+        entry, self.current = self.current, None
+        if entry is None:
+            return
+        if self.since is not None and entry.ts is not None and entry.ts < self.since:
+            self.outside_window += 1
+            return
+        self.entries += 1
+        self.levels[entry.level] = self.levels.get(entry.level, 0) + 1
+        self.count_component(entry)
+        self.count_bucket(entry)
+        serious = entry.level in ("fatal", "error", "warn")
+        if serious:
+            self.count_signature(entry)
+        text = entry.text()
+        hinted = [hint for hint in SIGNATURE_HINTS if hint in text]
+        if hinted:
+            self.match_known(entry, text, set(rule for hint in hinted for rule in HINT_RULES[hint]))
+        for value in entry.ids():
+            self.correlate(value, entry)
+
+    def count_component(self, entry):
+        name = entry.component or "(none)"
+        counts = self.components.get(name)
+        if counts is None:
+            if len(self.components) >= self.limits["components"]:
+                name = "(other)"
+                counts = self.components.setdefault(name, {})
+            else:
+                counts = self.components[name] = {}
+        counts[entry.level] = counts.get(entry.level, 0) + 1
+
+    def count_bucket(self, entry):
+        if entry.ts is None:
+            return
+        start = int(entry.ts // self.bucket * self.bucket)
+        bucket = self.buckets.get(start)
+        if bucket is None:
+            if len(self.buckets) >= self.limits["buckets"]:
+                return
+            bucket = self.buckets[start] = {"total": 0, "errors": 0, "warnings": 0}
+        bucket["total"] += 1
+        if entry.level in ("error", "fatal"):
+            bucket["errors"] += 1
+        elif entry.level == "warn":
+            bucket["warnings"] += 1
+
+    def count_signature(self, entry):
+        key = (entry.level if entry.level != "fatal" else "error", normalize(entry.msg))
+        item = self.signatures.get(key)
+        if item is None:
+            if len(self.signatures) >= self.limits["signatures"]:
+                return
+            item = self.signatures[key] = {"count": 0, "first_seen": entry.ts, "last_seen": entry.ts, "components": set(),
+                                           "example": self.redactor.text(entry.msg[:300])}
+        item["count"] += 1
+        if entry.ts is not None:
+            item["first_seen"] = entry.ts if item["first_seen"] is None else min(item["first_seen"], entry.ts)
+            item["last_seen"] = entry.ts if item["last_seen"] is None else max(item["last_seen"], entry.ts)
+        if len(item["components"]) < 10:
+            item["components"].add(entry.component or "(none)")
+
+    def match_known(self, entry, text, rules):
+        for rule_id in sorted(rules):
+            match = PATTERNS[rule_id].search(text)
+            if not match:
+                continue
+            hit = self.matches.get(rule_id)
+            if hit is None:
+                hit = self.matches[rule_id] = {"count": 0, "first_seen": None, "last_seen": None, "components": set(),
+                                               "files": set(), "examples": [], "ports": {}, "retry_after": [], "cmds": set(),
+                                               "hosts": set()}
+            hit["count"] += 1
+            if entry.ts is not None:
+                hit["first_seen"] = entry.ts if hit["first_seen"] is None else min(hit["first_seen"], entry.ts)
+                hit["last_seen"] = entry.ts if hit["last_seen"] is None else max(hit["last_seen"], entry.ts)
+            if len(hit["components"]) < 10:
+                hit["components"].add(entry.component or "(none)")
+            if len(hit["files"]) < 10:
+                hit["files"].add(entry.file)
+            if len(hit["examples"]) < self.limits["examples"]:
+                hit["examples"].append(self.redactor.text("%s:%d %s" % (entry.file, entry.line, entry.msg[:300])))
+            groups = match.groupdict()
+            if groups.get("port"):
+                hit["ports"][groups["port"]] = hit["ports"].get(groups["port"], 0) + 1
+            if groups.get("cmd") and len(hit["cmds"]) < 10:
+                hit["cmds"].add(groups["cmd"])
+            if groups.get("dnshost") and len(hit["hosts"]) < 10:
+                hit["hosts"].add(groups["dnshost"])
+            if rule_id == "log.llm_rate_limit":
+                retry = entry.meta.get("retryAfter") or entry.meta.get("retry_after")
+                found = RETRY_AFTER.search(text)
+                value = retry or (found.group(1) if found else None)
+                if value is not None and len(hit["retry_after"]) < 20:
+                    hit["retry_after"].append(str(value))
+
+    def correlate(self, value, entry):
+        timeline = self.ids.get(value)
+        if timeline is None:
+            if len(self.ids) >= self.limits["ids"]:
+                return
+            timeline = self.ids[value] = {"entries": [], "errors": 0, "components": set(), "dropped": 0}
+        if entry.level in ("error", "fatal"):
+            timeline["errors"] += 1
+        timeline["components"].add(entry.component or "(none)")
+        if len(timeline["entries"]) >= self.limits["per_id"]:
+            timeline["dropped"] += 1
+            return
+        timeline["entries"].append({"ts": entry.ts, "component": entry.component, "level": entry.level,
+                                    "message": self.redactor.text(entry.msg[:200]), "file": entry.file, "line": entry.line,
+                                    "error_code": entry.meta.get("errorCode")})
+
+    # --------------------------------------------------------------- results
+    def result(self):
+        self.close()
+        signatures = sorted(self.signatures.items(), key=lambda kv: -kv[1]["count"])[:self.top_n]
+        correlated = sorted(self.ids.items(), key=lambda kv: (-kv[1]["errors"], -len(kv[1]["components"]), kv[0]))
+        correlated = [kv for kv in correlated if kv[1]["errors"] or len(kv[1]["components"]) > 1][:self.top_n]
+        return {
+            "entries": self.entries,
+            "outside_window": self.outside_window,
+            "by_level": dict((k, v) for k, v in self.levels.items() if v),
+            "by_component": self.components,
+            "buckets": [dict(v, start=iso(k)) for k, v in sorted(self.buckets.items())],
+            "first_error_bucket": next((iso(k) for k, v in sorted(self.buckets.items()) if v["errors"]), None),
+            "top_signatures": [{"level": key[0], "signature": self.redactor.text(key[1]), "count": item["count"],
+                                "first_seen": iso(item["first_seen"]), "last_seen": iso(item["last_seen"]),
+                                "components": sorted(item["components"]), "example": item["example"]}
+                               for key, item in signatures],
+            "correlation": [{"id": self.redactor.text(key), "errors": item["errors"], "components": sorted(item["components"]),
+                             "dropped": item["dropped"],
+                             "timeline": [dict(e, ts=iso(e["ts"])) for e in sorted(item["entries"], key=lambda e: (e["ts"] is None, e["ts"] or 0))]}
+                            for key, item in correlated],
+            "matches": self.matches,
+        }
+
+
+def service_of(file):
+    """A component name from the log's file name: /var/log/agent/worker.log.2.gz -> worker."""
+    name = os.path.basename(file.split(":", 1)[1] if file.startswith("journal:") else file)
+    return re.split(r"[.-]\d|\.log|\.json|\.gz|\.txt", name)[0] or name
+
+
+def iso(epoch):
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ("%.3fZ" % (epoch % 1))[1:]
+
+
+# ------------------------------------------------------------------- reading
+class SkipFile(Exception):
+    """A file that is not read, with why (missing, permission, binary, outside the window)."""
+
+
+def is_gzip(path):
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def read_lines(path, max_bytes, max_line, report):
+    """Yield (number, text) of ``path`` (plain or gzip) with constant memory.
+
+    A plain file larger than ``max_bytes`` is read from its last ``max_bytes`` (the newest
+    entries); a gzip file stops after ``max_bytes`` decompressed. Lines longer than
+    ``max_line`` bytes and lines with NUL bytes are skipped and counted in ``report``.
+    Raises SkipFile for binary files.
+    """
+    compressed = is_gzip(path)
+    opener = gzip.open if compressed else open
+    with opener(path, "rb") as handle:
+        head = handle.read(8192)
+        controls = sum(1 for c in bytearray(head) if c < 9 or 13 < c < 32)
+        if b"\x00" in head or controls > len(head) // 10:
+            raise SkipFile("binary content")
+        handle.seek(0)
+        size = os.path.getsize(path)
+        if not compressed and size > max_bytes:
+            handle.seek(size - max_bytes)
+            handle.readline(max_line + 1)  # resynchronise on a line start
+            report["truncated_to_last_bytes"] = max_bytes
+        read = 0
+        number = 0
+        while True:
+            raw = handle.readline(max_line + 1)
+            if not raw:
+                break
+            number += 1
+            read += len(raw)
+            if len(raw) > max_line and not raw.endswith(b"\n"):
+                report["long_lines"] = report.get("long_lines", 0) + 1
+                while True:  # discard the rest of the long line in bounded pieces
+                    rest = handle.readline(max_line + 1)
+                    read += len(rest)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+                continue
+            if b"\x00" in raw:
+                report["garbage_lines"] = report.get("garbage_lines", 0) + 1
+                continue
+            yield number, raw.decode("utf-8", "replace").rstrip("\r\n")
+            if compressed and read >= max_bytes:
+                report["truncated_after_bytes"] = max_bytes
+                break
+        report["bytes"] = read
+        report["lines"] = number
