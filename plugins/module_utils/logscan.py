@@ -232,6 +232,12 @@ def parse_plain(line, file, number):
     return Entry(ts, level_of(level.group(1)) if level else "unknown", "", rest, file, number)
 
 
+def entry_time(line):
+    """Epoch seconds of the entry a line starts (JSON or text), or None."""
+    entry = parse_json(line, "", 0) if line[:1] == "{" else None
+    return (entry or parse_plain(line, "", 0)).ts
+
+
 class Scanner(object):
     """Feed lines file by file; read the aggregates with result()."""
 

@@ -1,0 +1,330 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: agentops.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: log_bundle
+short_description: Build a redacted, size-capped incident bundle of logs, journal excerpts and diagnostics
+version_added: 0.1.0
+description:
+  - Copies the newest part of each log in O(paths) (plain or gzip-rotated, decompressed), journal excerpts of
+    O(journald_units) and O(diagnostics) (JSON) into C(<dest>/<incident_id>.tar.gz), with a C(manifest.json) holding the
+    sha256, size and redaction count of every file.
+  - "Redacts before anything is written: Anthropic, OpenAI, AWS and GitHub keys, bearer tokens, JWTs, passwords in DSNs
+    and URLs, C(password=)/C(secret=)-style pairs, Set-Cookie and Authorization headers, and O(extra_patterns). The same
+    secret always gets the same placeholder in the whole bundle, so correlation survives."
+  - Checks the free space of O(dest) first and fails before writing if the bundle could not fit with O(min_free_mb) to
+    spare; stops adding data at O(max_total_bytes). The directory is 0700, the bundle 0600.
+  - A bundle for the same incident id is not rebuilt (unless O(force)), so a second run changes nothing.
+  - Missing, unreadable and binary files are listed in the manifest and skipped.
+author:
+  - agentops.runbooks developers (@agentops)
+options:
+  paths:
+    description: Log files or globs (C(agentops_log_paths)).
+    type: list
+    elements: str
+    default: []
+  journald_units:
+    description: systemd units whose journal excerpt to include.
+    type: list
+    elements: str
+    default: []
+  since:
+    description: Only the last this many seconds of each log and journal (0 for all).
+    type: int
+    default: 86400
+  diagnostics:
+    description: Diagnostic facts and findings to include as C(diagnostics.json) (redacted like the logs).
+    type: raw
+  dest:
+    description: Directory on the host for bundles.
+    type: path
+    default: /var/tmp/agentops-bundles
+  incident_id:
+    description: Incident id; the bundle is C(<dest>/<incident_id>.tar.gz).
+    type: str
+    required: true
+  max_file_bytes:
+    description: At most this many bytes of each log (the newest part).
+    type: int
+    default: 52428800
+  max_total_bytes:
+    description: At most this many bytes of data in the bundle, before compression.
+    type: int
+    default: 209715200
+  min_free_mb:
+    description: Free space to leave on O(dest)'s filesystem.
+    type: int
+    default: 512
+  extra_patterns:
+    description: More regular expressions to redact (the first group, or the whole match).
+    type: list
+    elements: str
+    default: []
+  force:
+    description: Rebuild the bundle even if one exists for this incident.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Lists what would be collected; writes nothing.
+  diff_mode:
+    support: none
+    description: A bundle is a new file; there is nothing to diff.
+"""
+
+EXAMPLES = r"""
+- name: Bundle the agent logs for the incident
+  agentops.runbooks.log_bundle:
+    paths: [/var/log/agent/*.log, /var/log/agent/*.gz]
+    journald_units: [agent-manager.service]
+    incident_id: INC-1234
+    diagnostics: "{{ diagnose_result }}"
+  register: bundle
+"""
+
+RETURN = r"""
+bundle:
+  description: Path of the bundle on the host.
+  returned: always
+  type: str
+sha256:
+  description: sha256 of the bundle.
+  returned: when a bundle exists
+  type: str
+manifest:
+  description: The manifest (also inside the bundle) - per file C(name), C(source), C(bytes), C(sha256), C(redactions), C(truncated).
+  returned: always
+  type: dict
+"""
+
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import SkipFile, entry_time, read_lines
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
+
+ID = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sources(patterns):
+    found, missing = [], []
+    for pattern in patterns:
+        matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.lexists(pattern) else [])
+        if not matched:
+            missing.append(pattern)
+        found.extend(p for p in matched if os.path.isfile(p) and p not in found)
+    return found, missing
+
+
+def bundle_name(path, used):
+    name = os.path.basename(path)
+    name = name[:-3] if name.endswith(".gz") else name
+    candidate, index = name, 1
+    while candidate in used:
+        index += 1
+        candidate = "%s.%d" % (name, index)
+    used.add(candidate)
+    return candidate
+
+
+class Collector(object):
+    def __init__(self, params, redactor, journal=None):
+        self.p = params
+        self.redactor = redactor
+        self.journal = journal
+        self.since = time.time() - params["since"] if params["since"] else None
+        self.total = 0
+
+    def write_log(self, path, target, entry):
+        before = self.redactor.total
+        budget = min(self.p["max_file_bytes"], self.p["max_total_bytes"] - self.total)
+        report = {}
+        keep = True  # lines before the first timestamp are kept
+        written = 0
+        with open(target, "w") as out:
+            for dummy, line in read_lines(path, self.p["max_file_bytes"], 1 << 20, report):
+                if self.since is not None and line[:1] not in (" ", "\t"):
+                    ts = entry_time(line)  # continuation lines follow their entry's fate
+                    if ts is not None:
+                        keep = ts >= self.since
+                if not keep:
+                    continue
+                text = self.redactor.text(line) + "\n"
+                if written + len(text) > budget:
+                    entry["truncated"] = "stopped at the byte cap"
+                    break
+                out.write(text)
+                written += len(text)
+        self.total += written
+        entry.update(redactions=self.redactor.total - before, skipped_lines=report.get("long_lines", 0) + report.get("garbage_lines", 0))
+
+    def collect(self, workdir):
+        manifest = {"incident_id": self.p["incident_id"], "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "since_seconds": self.p["since"], "files": [], "skipped": []}
+        files, missing = sources(self.p["paths"])
+        manifest["skipped"].extend({"source": m, "why": "no such file"} for m in missing)
+        used = set(["manifest.json", "diagnostics.json"])
+        for path in files:
+            if self.total >= self.p["max_total_bytes"]:
+                manifest["skipped"].append({"source": path, "why": "the bundle reached max_total_bytes"})
+                continue
+            name = "logs/" + bundle_name(path, used)
+            entry = {"name": name, "source": path}
+            try:
+                self.write_log(path, os.path.join(workdir, name), entry)
+            except SkipFile as exc:
+                manifest["skipped"].append({"source": path, "why": str(exc)})
+                os.unlink(os.path.join(workdir, name))
+                continue
+            except (OSError, EOFError) as exc:
+                manifest["skipped"].append({"source": path, "why": getattr(exc, "strerror", None) or str(exc)})
+                if os.path.exists(os.path.join(workdir, name)):
+                    os.unlink(os.path.join(workdir, name))
+                continue
+            manifest["files"].append(entry)
+        for unit in self.p["journald_units"]:
+            name = "journal/%s.log" % re.sub(r"[^\w.@-]", "_", unit)
+            before = self.redactor.total
+            try:
+                lines = self.journal(unit, self.p["since"]) if self.journal else None
+                if lines is None:
+                    raise OSError("journalctl is not available")
+                with open(os.path.join(workdir, name), "w") as out:
+                    for line in lines:
+                        out.write(self.redactor.text(line) + "\n")
+            except OSError as exc:
+                manifest["skipped"].append({"source": "journal:%s" % unit, "why": getattr(exc, "strerror", None) or str(exc)})
+                continue
+            manifest["files"].append({"name": name, "source": "journal:%s" % unit, "redactions": self.redactor.total - before})
+        if self.p["diagnostics"] is not None:
+            before = self.redactor.total
+            with open(os.path.join(workdir, "diagnostics.json"), "w") as out:
+                out.write(self.redactor.text(json.dumps(self.p["diagnostics"], indent=2, sort_keys=True, default=str)) + "\n")
+            manifest["files"].append({"name": "diagnostics.json", "source": "diagnose", "redactions": self.redactor.total - before})
+        for entry in manifest["files"]:
+            path = os.path.join(workdir, entry["name"])
+            entry["bytes"] = os.path.getsize(path)
+            entry["sha256"] = sha256(path)
+        manifest["redactions_by_kind"] = dict(self.redactor.counts)
+        with open(os.path.join(workdir, "manifest.json"), "w") as out:
+            out.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return manifest
+
+
+def planned(params):
+    files, missing = sources(params["paths"])
+    return {"incident_id": params["incident_id"], "would_collect": [{"source": f, "bytes": os.path.getsize(f)} for f in files],
+            "journald_units": params["journald_units"], "skipped": [{"source": m, "why": "no such file"} for m in missing]}
+
+
+def journal_reader(module):
+    journalctl = module.get_bin_path("journalctl")
+    if not journalctl:
+        return None
+
+    def read(unit, since):
+        argv = [journalctl, "-u", unit, "-o", "short-iso", "--no-pager"] + (["--since", "-%ds" % since] if since else [])
+        rc, out, err = module.run_command(argv)
+        if rc != 0:
+            raise OSError(0, (err or out).strip()[:200] or "journalctl exited with %d" % rc)
+        return out.splitlines()
+    return read
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            paths=dict(type="list", elements="str", default=[]),
+            journald_units=dict(type="list", elements="str", default=[]),
+            since=dict(type="int", default=86400),
+            diagnostics=dict(type="raw"),
+            dest=dict(type="path", default="/var/tmp/agentops-bundles"),
+            incident_id=dict(type="str", required=True),
+            max_file_bytes=dict(type="int", default=52428800),
+            max_total_bytes=dict(type="int", default=209715200),
+            min_free_mb=dict(type="int", default=512),
+            extra_patterns=dict(type="list", elements="str", default=[]),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        if not ID.match(p["incident_id"]) or p["incident_id"] in (".", ".."):
+            raise ValueError("incident_id %r may only hold letters, digits, '.', '_' and '-'." % p["incident_id"])
+        for name, low in (("since", 0), ("max_file_bytes", 1024), ("max_total_bytes", 1024), ("min_free_mb", 0)):
+            if p[name] < low:
+                raise ValueError("%s must be at least %d, got %d." % (name, low, p[name]))
+        redactor = Redactor(p["extra_patterns"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    bundle = os.path.join(p["dest"], "%s.tar.gz" % p["incident_id"])
+    if os.path.exists(bundle) and not p["force"]:
+        with tarfile.open(bundle, "r:gz") as archive:
+            manifest = json.load(archive.extractfile("%s/manifest.json" % p["incident_id"]))
+        module.exit_json(changed=False, bundle=bundle, sha256=sha256(bundle), manifest=manifest)
+    if module.check_mode:
+        module.exit_json(changed=True, bundle=bundle, manifest=planned(p))
+    try:
+        os.makedirs(p["dest"], mode=0o700, exist_ok=True)
+        os.chmod(p["dest"], 0o700)
+        stat = os.statvfs(p["dest"])
+        free_mb = stat.f_bavail * stat.f_frsize / 1048576.0
+        needed_mb = p["max_total_bytes"] / 1048576.0 * 2 + p["min_free_mb"]  # work copy + archive
+        if free_mb < needed_mb:
+            module.fail_json(msg="Not enough free space in %s for the bundle: %d MB free, %d MB needed (max_total_bytes twice "
+                                 "plus min_free_mb); nothing was written." % (p["dest"], free_mb, needed_mb))
+        workdir = tempfile.mkdtemp(prefix=".bundle-", dir=p["dest"])
+    except OSError as exc:
+        module.fail_json(msg="Cannot write bundles under %s: %s." % (p["dest"], exc.strerror or exc))
+    try:
+        os.makedirs(os.path.join(workdir, "logs"))
+        os.makedirs(os.path.join(workdir, "journal"))
+        manifest = Collector(p, redactor, journal_reader(module)).collect(workdir)
+        fd, tmp = tempfile.mkstemp(prefix=".bundle-", suffix=".tar.gz", dir=p["dest"])
+        os.close(fd)
+        os.chmod(tmp, 0o600)
+        with tarfile.open(tmp, "w:gz") as archive:
+            archive.add(workdir, arcname=p["incident_id"], filter=_private)
+        os.rename(tmp, bundle)
+    except OSError as exc:
+        module.fail_json(msg="Cannot build the bundle in %s: %s." % (p["dest"], exc.strerror or exc))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    module.exit_json(changed=True, bundle=bundle, sha256=sha256(bundle), manifest=manifest)
+
+
+def _private(info):
+    info.mode = 0o700 if info.isdir() else 0o600
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+if __name__ == "__main__":
+    main()

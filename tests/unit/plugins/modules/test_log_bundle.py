@@ -1,0 +1,120 @@
+"""log_bundle on the three-service corpus with planted secrets (tests/fixtures/log_corpus.py)."""
+import hashlib
+import json
+import os
+import stat
+import sys
+import tarfile
+
+import pytest
+
+from helpers import REPO, run_module
+
+sys.path.insert(0, os.path.join(REPO, "tests", "fixtures"))
+import log_corpus  # noqa: E402  pylint: disable=wrong-import-position
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    logs = tmp_path / "logs"
+    expected = log_corpus.write(str(logs))
+    return logs, expected
+
+
+def build(tmp_path, logs, **extra):
+    args = {"paths": [str(logs / "*.log"), str(logs / "*.gz"), str(logs / "core.bin"), str(logs / "missing.log")],
+            "dest": str(tmp_path / "bundles"), "incident_id": "INC-9", "since": 3600, "min_free_mb": 0,
+            "diagnostics": {"host": "web-1", "note": "token %s" % log_corpus.SECRETS["github"]}}
+    args.update(extra)
+    return run_module("log_bundle", args)
+
+
+def extract(bundle, into):
+    with tarfile.open(bundle, "r:gz") as archive:
+        archive.extractall(str(into))
+    return into / "INC-9"
+
+
+def test_no_secret_survives_and_every_other_line_survives_unchanged(tmp_path, corpus):
+    logs, expected = corpus
+    rc, result = build(tmp_path, logs)
+    assert rc == 0 and result["changed"] is True, result
+    root = extract(result["bundle"], tmp_path / "out")
+    everything = ""
+    for folder, dummy, names in os.walk(str(root)):
+        for name in names:
+            with open(os.path.join(folder, name), errors="replace") as handle:
+                everything += handle.read()
+    for name, secret in expected["secrets"].items():
+        assert secret not in everything, name
+    for source in ("manager.log", "worker.log", "monitor.log"):
+        with open(logs / source) as handle:
+            original = handle.read().splitlines()
+        with open(root / "logs" / source) as handle:
+            copied = handle.read().splitlines()
+        assert len(original) == len(copied)
+        for before, after in zip(original, copied):
+            if not any(secret in before for secret in expected["secrets"].values()):
+                assert before == after
+            else:
+                assert "[REDACTED:" in after
+
+
+def test_same_secret_same_placeholder_across_files_and_manifest_counts(tmp_path, corpus):
+    logs, expected = corpus
+    (logs / "again.log").write_text("[2099-01-01T00:00:00.000Z] [WARN] [worker] retry with %s\n" % expected["secrets"]["anthropic"])
+    rc, result = build(tmp_path, logs, since=0)
+    root = extract(result["bundle"], tmp_path / "out")
+    placeholder = [w for w in (root / "logs" / "again.log").read_text().split() if w.startswith("[REDACTED:anthropic")][0]
+    assert placeholder in (root / "logs" / "manager.log").read_text()
+    manifest = json.loads((root / "manifest.json").read_text())
+    per_file = dict((f["name"], f) for f in manifest["files"])
+    assert per_file["logs/manager.log"]["redactions"] >= 3 and per_file["diagnostics.json"]["redactions"] == 1
+    for entry in manifest["files"]:
+        assert hashlib.sha256((root / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
+    skipped = dict((os.path.basename(s["source"]), s["why"]) for s in manifest["skipped"])
+    assert skipped == {"core.bin": "binary content", "missing.log": "no such file"}
+    assert "logs/manager.log.1" in per_file  # the gzip rotation, decompressed and redacted
+
+
+def test_private_modes_and_a_second_run_changes_nothing(tmp_path, corpus):
+    logs, dummy = corpus
+    rc, first = build(tmp_path, logs)
+    assert stat.S_IMODE(os.stat(first["bundle"]).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "bundles").st_mode) == 0o700
+    with tarfile.open(first["bundle"], "r:gz") as archive:
+        assert all(member.mode in (0o600, 0o700) for member in archive.getmembers())
+    rc, second = build(tmp_path, logs)
+    assert rc == 0 and second["changed"] is False and second["sha256"] == first["sha256"]
+
+
+def test_check_mode_writes_nothing(tmp_path, corpus):
+    logs, dummy = corpus
+    rc, result = build(tmp_path, logs, _ansible_check_mode=True)
+    assert rc == 0 and result["changed"] is True
+    assert len(result["manifest"]["would_collect"]) >= 4 and not (tmp_path / "bundles").exists()
+
+
+def test_free_space_is_checked_before_writing(tmp_path, corpus):
+    logs, dummy = corpus
+    rc, result = build(tmp_path, logs, min_free_mb=10 ** 9)
+    assert rc != 0 and "Not enough free space" in result["msg"] and "nothing was written" in result["msg"]
+    assert not os.listdir(tmp_path / "bundles")
+
+
+def test_total_cap_stops_adding_data(tmp_path, corpus):
+    logs, dummy = corpus
+    rc, result = build(tmp_path, logs, since=0, max_total_bytes=4096)
+    total = sum(f.get("bytes", 0) for f in result["manifest"]["files"] if f["name"].startswith("logs/"))
+    assert total <= 4096
+    assert any(s["why"] == "the bundle reached max_total_bytes" for s in result["manifest"]["skipped"]) or \
+        any(f.get("truncated") for f in result["manifest"]["files"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"incident_id": "../x"}, "may only hold letters"),
+    ({"extra_patterns": ["("]}, "not a valid regular expression"),
+])
+def test_bad_arguments_fail_with_one_sentence(tmp_path, corpus, extra, message):
+    rc, result = build(tmp_path, corpus[0], **extra)
+    assert rc != 0 and message in result["msg"]
