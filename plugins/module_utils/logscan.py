@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import glob
 import gzip
 import json
 import os
@@ -238,6 +239,16 @@ def entry_time(line):
     return (entry or parse_plain(line, "", 0)).ts
 
 
+def seen(item, entry):
+    """Count ``entry`` in an aggregate with count, first_seen, last_seen and components."""
+    item["count"] += 1
+    if entry.ts is not None:
+        item["first_seen"] = entry.ts if item["first_seen"] is None else min(item["first_seen"], entry.ts)
+        item["last_seen"] = entry.ts if item["last_seen"] is None else max(item["last_seen"], entry.ts)
+    if len(item["components"]) < 10:
+        item["components"].add(entry.component or "(none)")
+
+
 class Scanner(object):
     """Feed lines file by file; read the aggregates with result()."""
 
@@ -331,12 +342,7 @@ class Scanner(object):
                 return
             item = self.signatures[key] = {"count": 0, "first_seen": entry.ts, "last_seen": entry.ts, "components": set(),
                                            "example": self.redactor.text(entry.msg[:300])}
-        item["count"] += 1
-        if entry.ts is not None:
-            item["first_seen"] = entry.ts if item["first_seen"] is None else min(item["first_seen"], entry.ts)
-            item["last_seen"] = entry.ts if item["last_seen"] is None else max(item["last_seen"], entry.ts)
-        if len(item["components"]) < 10:
-            item["components"].add(entry.component or "(none)")
+        seen(item, entry)
 
     def match_known(self, entry, text, rules):
         for rule_id in sorted(rules):
@@ -348,12 +354,7 @@ class Scanner(object):
                 hit = self.matches[rule_id] = {"count": 0, "first_seen": None, "last_seen": None, "components": set(),
                                                "files": set(), "examples": [], "ports": {}, "retry_after": [], "cmds": set(),
                                                "hosts": set()}
-            hit["count"] += 1
-            if entry.ts is not None:
-                hit["first_seen"] = entry.ts if hit["first_seen"] is None else min(hit["first_seen"], entry.ts)
-                hit["last_seen"] = entry.ts if hit["last_seen"] is None else max(hit["last_seen"], entry.ts)
-            if len(hit["components"]) < 10:
-                hit["components"].add(entry.component or "(none)")
+            seen(hit, entry)
             if len(hit["files"]) < 10:
                 hit["files"].add(entry.file)
             if len(hit["examples"]) < self.limits["examples"]:
@@ -481,3 +482,38 @@ def read_lines(path, max_bytes, max_line, report):
                 break
         report["bytes"] = read
         report["lines"] = number
+
+
+def expand(patterns):
+    """(existing files, patterns that matched nothing), in a stable order, without duplicates."""
+    files, missing = [], []
+    for pattern in patterns:
+        matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.lexists(pattern) else [])
+        if not matched:
+            missing.append(pattern)
+        for path in matched:
+            if path not in files and os.path.isfile(path):
+                files.append(path)
+    return files, missing
+
+
+def journal_reader(module):
+    """A reader of a unit's journal as text lines (JSON messages kept whole), or None without journalctl."""
+    journalctl = module.get_bin_path("journalctl")
+    if not journalctl:
+        return None
+
+    def read(unit, since):
+        argv = [journalctl, "-u", unit, "-o", "json", "--no-pager"] + (["--since", "-%ds" % since] if since else [])
+        rc, out, err = module.run_command(argv)
+        if rc != 0:
+            raise OSError(0, (err or out).strip()[:200] or "journalctl exited with %d" % rc)
+        for line in out.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            message = record.get("MESSAGE") if isinstance(record.get("MESSAGE"), str) else ""
+            stamp = record.get("__REALTIME_TIMESTAMP")
+            yield message if message.startswith("{") else ("%s %s" % (iso(int(stamp) / 1e6) if stamp else "", message)).strip()
+    return read

@@ -30,6 +30,7 @@ author:
   - agentops.runbooks developers (@agentops)
 extends_documentation_fragment:
   - agentops.runbooks.diagnostics.procfs
+  - agentops.runbooks.services
 options:
   patterns:
     description: Regular expressions naming agent processes, matched as in M(agentops.runbooks.process_facts).
@@ -64,23 +65,6 @@ options:
     description: Ask for a restart of leaking processes that match O(services).
     type: bool
     default: false
-  services:
-    description: Services that may be restarted, C({pattern, unit}) or C({pattern, command}).
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      pattern:
-        description: Regular expression for the process's name, argv[0] or argv[1] basename.
-        type: str
-        required: true
-      unit:
-        description: systemd unit to restart.
-        type: str
-      command:
-        description: Command (argv list) that restarts it where systemd does not run.
-        type: list
-        elements: str
   restart_window:
     description: Restart a service at most once per this many seconds.
     type: int
@@ -132,6 +116,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
+from ansible_collections.agentops.runbooks.plugins.module_utils import services as services_util
 from ansible_collections.agentops.runbooks.plugins.module_utils.memory import MemoryCollector
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 
@@ -161,7 +146,7 @@ class LeakResponder(object):
         self.p = params
         self.check_mode = check_mode
         self.patterns = procfs.compile_patterns(params["patterns"])
-        self.services = [(procfs.compile_patterns([s["pattern"]]), s) for s in params["services"]]
+        self.services = services_util.compile_services(params["services"])
         self.redactor = Redactor()
 
     def agents(self):
@@ -265,22 +250,21 @@ class LeakResponder(object):
         return "timed out after %d s waiting for the snapshot" % self.p["heap_snapshot_timeout"]
 
     def plan_restart(self, agent, state, restart, skipped):
-        for patterns, service in self.services:
-            if not procfs.is_agent(patterns, agent["name"], agent["argv"]):
-                continue
-            key = service.get("unit") or " ".join(service.get("command") or [])
-            last = state.get(key)
-            if last and time.time() - last < self.p["restart_window"]:
-                skipped.append({"pid": agent["pid"], "service": key,
-                                "why": "restarted %d s ago; at most once per %d s" % (time.time() - last, self.p["restart_window"])})
-                return
-            if any((r.get("unit") or " ".join(r.get("command") or [])) == key for r in restart):
-                return  # several leaking processes of one service: one restart
-            restart.append({"pid": agent["pid"], "pattern": service["pattern"], "unit": service.get("unit"),
-                            "command": service.get("command")})
-            state[key] = time.time()
+        service = services_util.matching(self.services, agent["name"], agent["argv"])
+        if service is None:
+            skipped.append({"pid": agent["pid"], "why": "matches no entry of services"})
             return
-        skipped.append({"pid": agent["pid"], "why": "matches no entry of services"})
+        name = services_util.key(service)
+        last = state.get(name)
+        if last and time.time() - last < self.p["restart_window"]:
+            skipped.append({"pid": agent["pid"], "service": name,
+                            "why": "restarted %d s ago; at most once per %d s" % (time.time() - last, self.p["restart_window"])})
+            return
+        if any(services_util.key(r) == name for r in restart):
+            return  # several leaking processes of one service: one restart
+        restart.append({"pid": agent["pid"], "pattern": service["pattern"], "unit": service.get("unit"),
+                        "command": service.get("command")})
+        state[name] = time.time()
 
     def state_path(self):
         return self.p["state_file"] or os.path.join(self.p["evidence_dir"], "leak_response_state.json")
@@ -308,8 +292,7 @@ def main():
             heap_snapshot=dict(type="bool", default=True),
             heap_snapshot_timeout=dict(type="int", default=60),
             restart=dict(type="bool", default=False),
-            services=dict(type="list", elements="dict", default=[], options=dict(
-                pattern=dict(type="str", required=True), unit=dict(type="str"), command=dict(type="list", elements="str"))),
+            services=services_util.SPEC,
             restart_window=dict(type="int", default=3600),
             state_file=dict(type="path"),
             proc_root=dict(type="path", default="/proc"),
@@ -322,9 +305,6 @@ def main():
                                 ("heap_snapshot_timeout", 1, 3600), ("restart_window", 0, 10 ** 7)):
             if not low <= p[name] <= high:
                 raise ValueError("%s must be between %s and %s, got %s." % (name, low, high, p[name]))
-        for service in p["services"]:
-            if not service.get("unit") and not service.get("command"):
-                raise ValueError("services entry %r needs a unit or a command." % service["pattern"])
         responder = LeakResponder(procfs.ProcFS(p["proc_root"]), p, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))

@@ -106,7 +106,6 @@ manifest:
   type: dict
 """
 
-import glob
 import hashlib
 import json
 import os
@@ -117,7 +116,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import SkipFile, entry_time, read_lines
+from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import SkipFile, entry_time, expand, journal_reader, read_lines
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 
 ID = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -129,16 +128,6 @@ def sha256(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def sources(patterns):
-    found, missing = [], []
-    for pattern in patterns:
-        matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.lexists(pattern) else [])
-        if not matched:
-            missing.append(pattern)
-        found.extend(p for p in matched if os.path.isfile(p) and p not in found)
-    return found, missing
 
 
 def bundle_name(path, used):
@@ -186,7 +175,7 @@ class Collector(object):
     def collect(self, workdir):
         manifest = {"incident_id": self.p["incident_id"], "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "since_seconds": self.p["since"], "files": [], "skipped": []}
-        files, missing = sources(self.p["paths"])
+        files, missing = expand(self.p["paths"])
         manifest["skipped"].extend({"source": m, "why": "no such file"} for m in missing)
         used = set(["manifest.json", "diagnostics.json"])
         for path in files:
@@ -237,23 +226,9 @@ class Collector(object):
 
 
 def planned(params):
-    files, missing = sources(params["paths"])
+    files, missing = expand(params["paths"])
     return {"incident_id": params["incident_id"], "would_collect": [{"source": f, "bytes": os.path.getsize(f)} for f in files],
             "journald_units": params["journald_units"], "skipped": [{"source": m, "why": "no such file"} for m in missing]}
-
-
-def journal_reader(module):
-    journalctl = module.get_bin_path("journalctl")
-    if not journalctl:
-        return None
-
-    def read(unit, since):
-        argv = [journalctl, "-u", unit, "-o", "short-iso", "--no-pager"] + (["--since", "-%ds" % since] if since else [])
-        rc, out, err = module.run_command(argv)
-        if rc != 0:
-            raise OSError(0, (err or out).strip()[:200] or "journalctl exited with %d" % rc)
-        return out.splitlines()
-    return read
 
 
 def main():

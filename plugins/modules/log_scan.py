@@ -132,28 +132,14 @@ incomplete:
   elements: dict
 """
 
-import glob
-import json
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
-from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import PORT_SERVICES, Scanner, SkipFile, iso, read_lines
+from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import PORT_SERVICES, Scanner, SkipFile, expand, iso
+from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import journal_reader, read_lines
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
-
-
-def expand(patterns):
-    """(existing files, missing patterns) in a stable order, without duplicates."""
-    files, missing = [], []
-    for pattern in patterns:
-        matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.lexists(pattern) else [])
-        if not matched:
-            missing.append(pattern)
-        for path in matched:
-            if path not in files and os.path.isfile(path):
-                files.append(path)
-    return files, missing
 
 
 def scan(params, journal=None, clock=time.monotonic):
@@ -193,7 +179,7 @@ def scan(params, journal=None, clock=time.monotonic):
             incomplete.append({"check": "journal of %s" % unit, "error": "journalctl is not available"})
             continue
         try:
-            for number, line in journal(unit, params["since"]):
+            for number, line in enumerate(journal(unit, params["since"]), 1):
                 scanner.feed(line, "journal:%s" % unit, number)
             scanner.close()
             facts["files"].append({"path": "journal:%s" % unit})
@@ -232,33 +218,6 @@ def finding(rule_id, hit, thresholds):
     if hit["hosts"]:
         evidence["hosts"] = " ".join(sorted(hit["hosts"]))
     return fm.graded(rule_id, hit["count"], evidence, thresholds)
-
-
-def journal_reader(module):
-    journalctl = module.get_bin_path("journalctl")
-    if not journalctl:
-        return None
-
-    def read(unit, since):
-        argv = [journalctl, "-u", unit, "-o", "json", "--no-pager"]
-        if since:
-            argv += ["--since", "-%ds" % since]
-        rc, out, err = module.run_command(argv)
-        if rc != 0:
-            raise OSError(0, (err or out).strip()[:200] or "journalctl exited with %d" % rc)
-        for number, line in enumerate(out.splitlines(), 1):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            stamp = record.get("__REALTIME_TIMESTAMP")
-            message = record.get("MESSAGE") if isinstance(record.get("MESSAGE"), str) else ""
-            if message.startswith("{"):
-                yield number, message
-            else:
-                ts = iso(int(stamp) / 1e6) if stamp else ""
-                yield number, "%s %s" % (ts, message)
-    return read
 
 
 def main():

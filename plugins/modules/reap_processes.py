@@ -29,6 +29,7 @@ author:
   - agentops.runbooks developers (@agentops)
 extends_documentation_fragment:
   - agentops.runbooks.diagnostics.procfs
+  - agentops.runbooks.services
 options:
   zombies:
     description: Ask zombies' parents to reap them.
@@ -42,25 +43,6 @@ options:
     description: How many times to signal a parent while its zombie count keeps falling (1 to 20).
     type: int
     default: 5
-  services:
-    description:
-      - Parents that may be restarted when their zombies remain. C(pattern) is matched as in O(patterns) against the
-        parent; C(unit) names its systemd unit, C(command) (a list, no shell) restarts it otherwise.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      pattern:
-        description: Regular expression for the parent's name, argv[0] or argv[1] basename.
-        type: str
-        required: true
-      unit:
-        description: systemd unit to restart.
-        type: str
-      command:
-        description: Command (argv list) that restarts it where systemd does not run.
-        type: list
-        elements: str
   orphans:
     description: End orphaned agent processes.
     type: bool
@@ -144,6 +126,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
+from ansible_collections.agentops.runbooks.plugins.module_utils import services as services_util
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 
 
@@ -214,7 +197,7 @@ class Reaper(object):
         self.check_mode = check_mode
         self.sleep = sleep
         self.patterns = procfs.compile_patterns(params["patterns"])
-        self.services = [(procfs.compile_patterns([s["pattern"]]), s) for s in params["services"]]
+        self.services = services_util.compile_services(params["services"])
         self.protected = ancestors(proc, os.getpid())
         self.redactor = Redactor()
         self.skipped = []
@@ -249,13 +232,11 @@ class Reaper(object):
                     remaining = now
                 item["remaining_pids"] = remaining
                 item["reaped_pids"] = sorted(set(pids) - set(remaining))
-            if item["remaining_pids"]:
-                for patterns, service in self.services:
-                    if procfs.is_agent(patterns, parent["name"], parent["argv"]):
-                        restart.append({"ppid": ppid, "parent_name": parent["name"], "pattern": service["pattern"],
-                                        "unit": service.get("unit"), "command": service.get("command"),
-                                        "remaining_pids": item["remaining_pids"]})
-                        break
+            service = services_util.matching(self.services, parent["name"], parent["argv"]) if item["remaining_pids"] else None
+            if service:
+                restart.append({"ppid": ppid, "parent_name": parent["name"], "pattern": service["pattern"],
+                                "unit": service.get("unit"), "command": service.get("command"),
+                                "remaining_pids": item["remaining_pids"]})
         return results, restart
 
     def _still_zombie(self, pid, ppid):
@@ -350,9 +331,7 @@ def main():
             zombies=dict(type="bool", default=True),
             zombie_wait=dict(type="float", default=1.0),
             zombie_attempts=dict(type="int", default=5),
-            services=dict(type="list", elements="dict", default=[], options=dict(
-                pattern=dict(type="str", required=True), unit=dict(type="str"),
-                command=dict(type="list", elements="str"))),
+            services=services_util.SPEC,
             orphans=dict(type="bool", default=True),
             patterns=dict(type="list", elements="str", default=["node", "claude", "npx", "npm"]),
             min_age=dict(type="int", default=300),
@@ -372,9 +351,6 @@ def main():
                 raise ValueError("%s must be between %s and %s, got %s." % (name, low, high, p[name]))
         if not p["patterns"]:
             raise ValueError("patterns must name at least one process pattern.")
-        for service in p["services"]:
-            if not service.get("unit") and not service.get("command"):
-                raise ValueError("services entry %r needs a unit or a command." % service["pattern"])
         reaper = Reaper(procfs.ProcFS(p["proc_root"]), p, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
