@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import pwd
 import re
@@ -21,6 +22,7 @@ import re
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PF_KTHREAD = 0x00200000
+GONE = (errno.ENOENT, errno.ESRCH)  # errors of a process that exited while being read
 
 # Filesystems that hold no user data (or are always full, like squashfs).
 PSEUDO_FSTYPES = frozenset((
@@ -107,6 +109,29 @@ class ProcFS(object):
 
     def pids(self):
         return sorted(int(name) for name in os.listdir(self.root) if name.isdigit())
+
+    def processes(self, counts=None, pids=None):
+        """Yield (pid, stat, uid, argv) of every user-space process in one pass (kernel threads left out).
+
+        A process that exits mid-read is skipped and counted in ``counts["vanished"]``; one that cannot
+        be read for another reason in ``counts["unreadable"]``.
+        """
+        counts = {} if counts is None else counts
+        for pid in self.pids() if pids is None else pids:
+            try:
+                stat = self.stat(pid)
+                if is_kernel_thread(stat):
+                    continue
+                uid = self.owner(pid)
+                argv = self.cmdline(pid)
+            except OSError as exc:
+                key = "vanished" if exc.errno in GONE else "unreadable"
+                counts[key] = counts.get(key, 0) + 1
+                continue
+            except ValueError:  # a truncated stat line: the process went away mid-read
+                counts["vanished"] = counts.get("vanished", 0) + 1
+                continue
+            yield pid, stat, uid, argv
 
     # ------------------------------------------------------------ processes
     def stat(self, pid):

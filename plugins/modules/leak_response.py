@@ -151,13 +151,8 @@ class LeakResponder(object):
 
     def agents(self):
         found = []
-        for pid in self.proc.pids():
-            try:
-                stat = self.proc.stat(pid)
-                if procfs.is_kernel_thread(stat) or stat["state"] == "Z" or pid == os.getpid():
-                    continue
-                argv = self.proc.cmdline(pid)
-            except (OSError, ValueError):
+        for pid, stat, dummy, argv in self.proc.processes():
+            if stat["state"] == "Z" or pid == os.getpid():
                 continue
             if procfs.is_agent(self.patterns, stat["comm"], argv):
                 found.append({"pid": pid, "name": stat["comm"], "argv": argv, "starttime": stat["starttime"],

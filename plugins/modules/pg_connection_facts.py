@@ -221,11 +221,9 @@ class Audit(object):
         self.deadlocks(facts["databases"])
         if str(settings.get("idle_in_transaction_session_timeout", "0")) == "0":
             self.findings.append(fm.make("pg.missing_timeouts", "low", dict(facts["timeouts"])))
-        if facts["hidden_sessions"] or not facts["privileged"]:
-            hidden = facts["hidden_sessions"]
-            if hidden:
-                self.findings.append(fm.make("pg.limited_privileges", "unknown", {
-                    "hidden": hidden, "sessions": len(sessions), "user": snap["current_user"]}))
+        if facts["hidden_sessions"]:
+            self.findings.append(fm.make("pg.limited_privileges", "unknown", {
+                "hidden": facts["hidden_sessions"], "sessions": len(sessions), "user": snap["current_user"]}))
         return facts
 
     def pool_hog(self, snap, slots):

@@ -155,7 +155,6 @@ incomplete:
   elements: dict
 """
 
-import errno
 import os
 import time
 
@@ -167,7 +166,6 @@ from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Re
 
 CMD_MAX = 512
 AGENTS_MAX = 200
-_GONE = (errno.ENOENT, errno.ESRCH)
 
 
 class ProcessCollector(object):
@@ -183,22 +181,8 @@ class ProcessCollector(object):
         self.vanished = 0
 
     # ------------------------------------------------------------ reading
-    def read_process(self, pid, uptime, boot_time):
-        """One process as a dict, or None for a kernel thread or a process that exited."""
-        try:
-            stat = self.proc.stat(pid)
-            if procfs.is_kernel_thread(stat):
-                return None
-            uid = self.proc.owner(pid)
-            argv = self.proc.cmdline(pid)
-        except OSError as exc:
-            if exc.errno in _GONE:
-                self.vanished += 1
-                return None
-            raise
-        except ValueError:
-            self.vanished += 1  # a truncated stat line: the process went away mid-read
-            return None
+    def read_process(self, pid, stat, uid, argv, uptime, boot_time):
+        """One process as a dict (descriptors and limits added), or None if it exited meanwhile."""
         started = stat["starttime"] / float(procfs.CLK_TCK)
         entry = {
             "pid": pid,
@@ -221,7 +205,7 @@ class ProcessCollector(object):
             entry["fd_count"], entry["deleted"] = self.proc.fds(pid)
             entry["fd_limit"] = self.proc.limits(pid).get("Max open files", (None, None))[0]
         except OSError as exc:
-            if exc.errno in _GONE:
+            if exc.errno in procfs.GONE:
                 self.vanished += 1
                 return None
             self.unreadable += 1
@@ -255,14 +239,13 @@ class ProcessCollector(object):
             return {"facts": {}, "incomplete": [{"check": "process table", "error": error}],
                     "findings": [fm.make("proc.check_incomplete", "unknown", {"what": "the process table", "error": error})]}
         table = {}
-        for pid in pids:
-            try:
-                entry = self.read_process(pid, uptime, boot_time)
-            except OSError:
-                self.unreadable += 1
-                continue
+        counts = {}
+        for pid, stat, uid, argv in self.proc.processes(counts, pids):
+            entry = self.read_process(pid, stat, uid, argv, uptime, boot_time)
             if entry is not None:
                 table[pid] = entry
+        self.vanished += counts.get("vanished", 0)
+        self.unreadable += counts.get("unreadable", 0)
         try:
             mem_total_kb = self.proc.meminfo().get("MemTotal")
         except (OSError, ValueError):

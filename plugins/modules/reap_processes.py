@@ -137,15 +137,7 @@ class Scan(object):
         self.proc = proc
         uptime = proc.uptime()
         self.table = {}
-        for pid in proc.pids():
-            try:
-                stat = proc.stat(pid)
-                if procfs.is_kernel_thread(stat):
-                    continue
-                uid = proc.owner(pid)
-                argv = proc.cmdline(pid)
-            except (OSError, ValueError):
-                continue
+        for pid, stat, uid, argv in proc.processes():
             self.table[pid] = {
                 "pid": pid, "ppid": stat["ppid"], "state": stat["state"], "name": stat["comm"], "argv": argv,
                 "uid": uid, "user": procfs.username(uid), "starttime": stat["starttime"],
