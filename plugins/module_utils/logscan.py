@@ -22,6 +22,7 @@ __metaclass__ = type
 import calendar
 import glob
 import gzip
+import itertools
 import json
 import os
 import re
@@ -40,6 +41,7 @@ META = re.compile(r"^\s+(?P<key>[A-Za-z_][\w.-]*):\s?(?P<value>.*)$")
 ISO = re.compile(r"(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)")
 SYSLOG = re.compile(r"^(?P<ts>[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})")
 LEVEL_WORD = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|ERR|FATAL|CRIT(?:ICAL)?|PANIC)\b", re.I)
+CORRELATION_ORDER = dict((key, index) for index, key in enumerate(CORRELATION_KEYS))
 PLAIN_ID = re.compile(r"\b(?P<key>%s)[\"']?\s*[=:]\s*[\"']?(?P<value>[\w.:-]{3,})" % "|".join(re.escape(k) for k in CORRELATION_KEYS))
 
 NORMALIZE = [
@@ -175,10 +177,10 @@ class Entry(object):
     def ids(self):
         found = []
         if self.meta:
-            for key in CORRELATION_KEYS:
-                value = self.meta.get(key)
-                if value:
-                    found.append(str(value))
+            keys = [key for key in self.meta if key in CORRELATION_ORDER]
+            if len(keys) > 1:
+                keys.sort(key=CORRELATION_ORDER.get)
+            found = [str(self.meta[key]) for key in keys if self.meta[key]]
         if not found and any(hint in self.msg for hint in ID_HINTS):
             found = [m.group("value") for m in PLAIN_ID.finditer(self.msg)]
         return found
@@ -249,8 +251,20 @@ def seen(item, entry):
         item["components"].add(entry.component or "(none)")
 
 
+SERIOUS = frozenset(("fatal", "error", "warn"))
+LOOKED_AT = SERIOUS | frozenset(("unknown",))
+CACHE_LIMIT = 4096
+
+
 class Scanner(object):
-    """Feed lines file by file; read the aggregates with result()."""
+    """Feed lines file by file; read the aggregates with result().
+
+    Entries are counted per (component, level, bucket) in one dictionary that is folded
+    into the per-level, per-component and per-bucket counts in first-seen order, so the
+    limits apply exactly as if every entry were counted on its own. Signatures are matched
+    in warn, error and fatal entries and in entries without a recognisable level; ids are
+    looked up only in entries with metadata or an id-like word in the message.
+    """
 
     def __init__(self, redactor, since=None, bucket=60, top_n=10, limits=None):
         self.redactor = redactor
@@ -267,72 +281,219 @@ class Scanner(object):
         self.entries = 0
         self.outside_window = 0
         self.current = None
+        self.counts = {}  # (component, level, bucket start or None) -> entries not yet folded
+        self.seconds = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
+        self.tails = {}  # ".123Z", "+02:00", "" -> (fraction, zone offset in seconds)
+        self.level_words = {}  # "ERROR" -> "error"
+        self.service = (None, None)
 
     # --------------------------------------------------------------- feeding
     def feed(self, line, file, number):
-        if self.current is not None and line[:1] in (" ", "\t") and line.strip():
-            match = META.match(line)
-            if match and len(self.current.meta) < 50:
-                self.current.meta[match.group("key")] = match.group("value").strip()
-            elif len(self.current.stack) < 20:
-                self.current.stack.append(line.strip())
-            return
-        entry = parse_json(line, file, number) if line[:1] == "{" else None
-        if entry is None:
-            if not line.strip():
-                return
-            entry = parse_plain(line, file, number)
-        if not entry.component:
-            entry.component = service_of(file)
-        self.close()
-        self.current = entry
+        self.feed_lines((line,), file, number)
+
+    def feed_lines(self, lines, file, number):
+        """Feed consecutive lines of ``file``, the first being line ``number``.
+
+        A seed-format line is parsed with string operations. When the next line starts another
+        entry it is counted at once; when metadata may follow it is held as a tuple. It becomes
+        an Entry only when metadata follows or it has a level or id that needs a closer look.
+        """
+        words, seconds, tails, counts = self.level_words, self.seconds, self.tails, self.counts
+        since, width = self.since, self.bucket
+        service = self.service_of(file)
+        settle = self.settle
+        counted = 0
+        pending = None  # (ts, level, component, msg, number) of a seed-format entry metadata may follow
+        for line, following in zip(lines, itertools.chain(itertools.islice(lines, 1, None), ("",))):
+            first = line[:1]
+            if first == "[":
+                j = line.find("]")
+                if j > 1 and line[j + 1:j + 3] == " [":
+                    k = line.find("]", j + 3)
+                    level = words.get(line[j + 3:k]) if k > 0 and line[k + 1:k + 3] == " [" else None
+                    e = line.find("]", k + 3) if level is not None else -1
+                    if e > 0:
+                        msg = line[e + 1:]
+                        space = msg[:1]
+                        if space == " ":
+                            msg = msg[1:]
+                        if space == " " or not space.isspace():
+                            text = line[1:j]
+                            second = seconds.get(text[:19])
+                            tail = tails.get(text[19:]) if second is not None else None
+                            if tail is None:
+                                ts = self.stamp(text)
+                            else:
+                                ts = second + tail[0] - tail[1] if tail[1] else second + tail[0]
+                            if pending is not None:
+                                settle(pending, file)
+                                pending = None
+                            elif self.current is not None:
+                                self.close()
+                            after = following[:1]
+                            if not after or after.isspace():  # metadata may follow
+                                pending = (ts, level, line[k + 3:e] or service, msg, number)
+                            elif since is not None and ts is not None and ts < since:
+                                self.outside_window += 1
+                            elif level in LOOKED_AT or "Id" in msg or "_id" in msg or "-id" in msg:
+                                self.current = Entry(ts, level, line[k + 3:e] or service, msg, file, number)
+                                self.close()
+                            else:  # the common case: an entry to count, and nothing more
+                                counted += 1
+                                key = (line[k + 3:e] or service or "(none)", level, None if ts is None else int(ts // width * width))
+                                counts[key] = counts.get(key, 0) + 1
+                            number += 1
+                            continue
+            elif first == " " or first == "\t":
+                if pending is not None:
+                    self.current = Entry(pending[0], pending[1], pending[2], pending[3], file, pending[4])
+                    pending = None
+                current = self.current
+                if current is not None and line.strip():
+                    match = META.match(line)
+                    if match and len(current.meta) < 50:
+                        current.meta[match.group("key")] = match.group("value").strip()
+                    elif len(current.stack) < 20:
+                        current.stack.append(line.strip())
+                    number += 1
+                    continue
+            entry = self.seed(line, file, number) if first == "[" else (parse_json(line, file, number) if first == "{" else None)
+            if entry is None:
+                if not line.strip():
+                    number += 1
+                    continue
+                entry = parse_plain(line, file, number)
+            if not entry.component:
+                entry.component = service
+            if pending is not None:
+                settle(pending, file)
+                pending = None
+            elif self.current is not None:
+                self.close()
+            self.current = entry
+            number += 1
+        if pending is not None:
+            self.current = Entry(pending[0], pending[1], pending[2], pending[3], file, pending[4])
+        self.entries += counted
+        if len(self.counts) > 50000:
+            self.fold()
+
+    def settle(self, pending, file):
+        """Count a seed-format entry that nothing followed; an Entry only when it needs a closer look."""
+        ts, level, component, msg, number = pending
+        if self.since is not None and ts is not None and ts < self.since:
+            self.outside_window += 1
+        elif level in LOOKED_AT or "Id" in msg or "_id" in msg or "-id" in msg:
+            self.current = Entry(ts, level, component, msg, file, number)
+            self.close()
+        else:
+            self.entries += 1
+            key = (component or "(none)", level, None if ts is None else int(ts // self.bucket * self.bucket))
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def seed(self, line, file, number):
+        """The seed format's entry by string operations, or None to leave the line to parse_plain."""
+        j = line.find("]")
+        if j < 2 or line[j + 1:j + 3] != " [":
+            return None
+        k = line.find("]", j + 3)
+        if k < 0 or line[k + 1:k + 3] != " [":
+            return None
+        word = line[j + 3:k]
+        level = self.level_words.get(word)
+        if level is None:
+            if not (word.isalpha() and word.isascii()) or len(self.level_words) > CACHE_LIMIT:
+                return None
+            level = self.level_words[word] = level_of(word)
+        e = line.find("]", k + 3)
+        if e < 0:
+            return None
+        rest = line[e + 1:]
+        first = rest[:1]
+        if first == " ":
+            rest = rest[1:]
+        elif first.isspace():
+            return None
+        return Entry(self.stamp(line[1:j]), level, line[k + 3:e], rest, file, number)
+
+    def stamp(self, text):
+        """parse_time(text), from caches for the ISO 8601 shape a log repeats on every line."""
+        seconds = self.seconds.get(text[:19])
+        if seconds is not None:
+            tail = self.tails.get(text[19:])
+            if tail is not None:
+                return seconds + tail[0] - tail[1] if tail[1] else seconds + tail[0]
+        value = parse_time(text)
+        match = ISO_FULL.match(text) if value is not None else None
+        if match and len(self.seconds) < CACHE_LIMIT and len(self.tails) < CACHE_LIMIT:
+            frac, zone = match.group(7), match.group(8)
+            offset = 0
+            if zone and zone != "Z":
+                digits = zone[1:].replace(":", "")
+                offset = (1 if zone[0] == "+" else -1) * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+            self.seconds[text[:19]] = calendar.timegm(tuple(int(g) for g in match.groups()[:6]) + (0, 0, 0))
+            self.tails[text[19:]] = (float("0." + frac) if frac else 0, offset)
+        return value
+
+    def service_of(self, file):
+        if self.service[0] != file:
+            self.service = (file, service_of(file))
+        return self.service[1]
 
     def close(self):
         entry, self.current = self.current, None
         if entry is None:
             return
-        if self.since is not None and entry.ts is not None and entry.ts < self.since:
+        ts = entry.ts
+        if self.since is not None and ts is not None and ts < self.since:
             self.outside_window += 1
             return
         self.entries += 1
-        self.levels[entry.level] = self.levels.get(entry.level, 0) + 1
-        self.count_component(entry)
-        self.count_bucket(entry)
-        serious = entry.level in ("fatal", "error", "warn")
-        if serious:
+        level = entry.level
+        key = (entry.component or "(none)", level, None if ts is None else int(ts // self.bucket * self.bucket))
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        if level in SERIOUS:
             self.count_signature(entry)
+            self.match_hints(entry)
+        elif level == "unknown":
+            self.match_hints(entry)
+        msg = entry.msg
+        if entry.meta or "Id" in msg or "_id" in msg or "-id" in msg:
+            for value in entry.ids():
+                self.correlate(value, entry)
+
+    def match_hints(self, entry):
         text = entry.text()
         hinted = [hint for hint in SIGNATURE_HINTS if hint in text]
         if hinted:
             self.match_known(entry, text, set(rule for hint in hinted for rule in HINT_RULES[hint]))
-        for value in entry.ids():
-            self.correlate(value, entry)
 
-    def count_component(self, entry):
-        name = entry.component or "(none)"
-        counts = self.components.get(name)
-        if counts is None:
-            if len(self.components) >= self.limits["components"]:
-                name = "(other)"
-                counts = self.components.setdefault(name, {})
-            else:
-                counts = self.components[name] = {}
-        counts[entry.level] = counts.get(entry.level, 0) + 1
-
-    def count_bucket(self, entry):
-        if entry.ts is None:
-            return
-        start = int(entry.ts // self.bucket * self.bucket)
-        bucket = self.buckets.get(start)
-        if bucket is None:
-            if len(self.buckets) >= self.limits["buckets"]:
-                return
-            bucket = self.buckets[start] = {"total": 0, "errors": 0, "warnings": 0}
-        bucket["total"] += 1
-        if entry.level in ("error", "fatal"):
-            bucket["errors"] += 1
-        elif entry.level == "warn":
-            bucket["warnings"] += 1
+    def fold(self):
+        """Add the pending (component, level, bucket) counts in first-seen order."""
+        limit_components, limit_buckets = self.limits["components"], self.limits["buckets"]
+        for (name, level, start), count in self.counts.items():
+            self.levels[level] = self.levels.get(level, 0) + count
+            per_level = self.components.get(name)
+            if per_level is None:
+                if len(self.components) >= limit_components:
+                    per_level = self.components.setdefault("(other)", {})
+                else:
+                    per_level = self.components[name] = {}
+            per_level[level] = per_level.get(level, 0) + count
+            if start is None:
+                continue
+            bucket = self.buckets.get(start)
+            if bucket is None:
+                if len(self.buckets) >= limit_buckets:
+                    continue
+                bucket = self.buckets[start] = {"total": 0, "errors": 0, "warnings": 0}
+            bucket["total"] += count
+            if level in ("error", "fatal"):
+                bucket["errors"] += count
+            elif level == "warn":
+                bucket["warnings"] += count
+        self.counts = {}
 
     def count_signature(self, entry):
         key = (entry.level if entry.level != "fatal" else "error", normalize(entry.msg))
@@ -341,7 +502,7 @@ class Scanner(object):
             if len(self.signatures) >= self.limits["signatures"]:
                 return
             item = self.signatures[key] = {"count": 0, "first_seen": entry.ts, "last_seen": entry.ts, "components": set(),
-                                           "example": self.redactor.text(entry.msg[:300])}
+                                           "example": entry.msg[:300]}
         seen(item, entry)
 
     def match_known(self, entry, text, rules):
@@ -386,12 +547,13 @@ class Scanner(object):
             timeline["dropped"] += 1
             return
         timeline["entries"].append({"ts": entry.ts, "component": entry.component, "level": entry.level,
-                                    "message": self.redactor.text(entry.msg[:200]), "file": entry.file, "line": entry.line,
+                                    "message": entry.msg[:200], "file": entry.file, "line": entry.line,
                                     "error_code": entry.meta.get("errorCode")})
 
     # --------------------------------------------------------------- results
     def result(self):
         self.close()
+        self.fold()
         signatures = sorted(self.signatures.items(), key=lambda kv: -kv[1]["count"])[:self.top_n]
         correlated = sorted(self.ids.items(), key=lambda kv: (-kv[1]["errors"], -len(kv[1]["components"]), kv[0]))
         correlated = [kv for kv in correlated if kv[1]["errors"] or len(kv[1]["components"]) > 1][:self.top_n]
@@ -404,11 +566,12 @@ class Scanner(object):
             "first_error_bucket": next((iso(k) for k, v in sorted(self.buckets.items()) if v["errors"]), None),
             "top_signatures": [{"level": key[0], "signature": self.redactor.text(key[1]), "count": item["count"],
                                 "first_seen": iso(item["first_seen"]), "last_seen": iso(item["last_seen"]),
-                                "components": sorted(item["components"]), "example": item["example"]}
+                                "components": sorted(item["components"]), "example": self.redactor.text(item["example"])}
                                for key, item in signatures],
             "correlation": [{"id": self.redactor.text(key), "errors": item["errors"], "components": sorted(item["components"]),
                              "dropped": item["dropped"],
-                             "timeline": [dict(e, ts=iso(e["ts"])) for e in sorted(item["entries"], key=lambda e: (e["ts"] is None, e["ts"] or 0))]}
+                             "timeline": [dict(e, ts=iso(e["ts"]), message=self.redactor.text(e["message"]))
+                                          for e in sorted(item["entries"], key=lambda e: (e["ts"] is None, e["ts"] or 0))]}
                             for key, item in correlated],
             "matches": self.matches,
         }
@@ -482,6 +645,94 @@ def read_lines(path, max_bytes, max_line, report):
                 break
         report["bytes"] = read
         report["lines"] = number
+
+
+CHUNK = 1 << 20
+
+
+def read_chunks(path, max_bytes, max_line, report, size=CHUNK):
+    """Yield (number of the first line, lines) of ``path`` (plain or gzip), a block at a time.
+
+    The lines of read_lines, with the same skipping and truncation, split and decoded a
+    block (``size`` bytes) at a time; a skipped line is yielded as an empty string so that
+    line numbers stay right. Memory stays within a block plus one line of ``max_line`` bytes.
+    """
+    compressed = is_gzip(path)
+    opener = gzip.open if compressed else open
+    with opener(path, "rb") as handle:
+        head = handle.read(8192)
+        controls = sum(1 for c in bytearray(head) if c < 9 or 13 < c < 32)
+        if b"\x00" in head or controls > len(head) // 10:
+            raise SkipFile("binary content")
+        handle.seek(0)
+        file_size = os.path.getsize(path)
+        if not compressed and file_size > max_bytes:
+            handle.seek(file_size - max_bytes)
+            handle.readline(max_line + 1)  # resynchronise on a line start
+            report["truncated_to_last_bytes"] = max_bytes
+        state = {"read": 0, "number": 0}
+        carry = b""
+        discarding = False  # inside a long line, until its end
+        while True:
+            block = handle.read(size)
+            if not block:
+                if carry:  # a last line without a newline
+                    yield chunk_of(carry, max_line, report, state)
+                break
+            end = block.rfind(b"\n")
+            if end < 0:
+                data, carry = b"", carry + block
+            else:
+                data, carry = carry + block[:end + 1], block[end + 1:]
+            if discarding:  # the rest of a long line, up to its newline
+                cut = data.find(b"\n") + 1 if data else 0
+                state["read"] += cut if data else len(carry)
+                if data:
+                    data, discarding = data[cut:], False
+                else:
+                    carry = b""
+            stop = compressed and data and state["read"] + len(data) >= max_bytes
+            if stop:
+                data = data[:data.index(b"\n", max(0, max_bytes - state["read"] - 1)) + 1]
+            if data:
+                yield chunk_of(data, max_line, report, state)
+            if stop:
+                report["truncated_after_bytes"] = max_bytes
+                break
+            if not discarding and len(carry) > max_line:  # a long line: count it, drop what is read of it
+                state["read"] += len(carry)
+                state["number"] += 1
+                report["long_lines"] = report.get("long_lines", 0) + 1
+                carry, discarding = b"", True
+        report["bytes"] = state["read"]
+        report["lines"] = state["number"]
+
+
+def chunk_of(data, max_line, report, state):
+    """(number of the first line, decoded lines) of whole lines ``data``; long and NUL lines blanked."""
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    if len(text) != len(data) or "\x00" in text or max(map(len, lines)) > max_line:
+        parts = data.split(b"\n")
+        if data.endswith(b"\n"):
+            parts.pop()
+        lines = []
+        for part in parts:
+            if len(part) > max_line:
+                report["long_lines"] = report.get("long_lines", 0) + 1
+                part = b""
+            elif b"\x00" in part:
+                report["garbage_lines"] = report.get("garbage_lines", 0) + 1
+                part = b""
+            lines.append(part.decode("utf-8", "replace"))
+    if "\r" in text:
+        lines = [line.rstrip("\r\n") for line in lines]
+    first = state["number"] + 1
+    state["number"] += len(lines)
+    state["read"] += len(data)
+    return first, lines
 
 
 def expand(patterns):

@@ -71,10 +71,15 @@ def test_bad_inputs_are_reported_and_skipped_never_fatal(corpus):
 
 
 def test_no_secret_survives_in_any_output(corpus):
-    text = json.dumps(corpus[2])
-    for name, secret in corpus[1]["secrets"].items():
-        assert secret not in text, name
-    assert corpus[2]["facts"]["redactions"]
+    everything = log_scan.scan({"paths": [os.path.join(corpus[0], "*.log")], "journald_units": [], "since": 0, "max_bytes": 1 << 20,
+                                "max_line_bytes": 65536, "bucket_seconds": 60, "top_n": 1000, "timeout": 10, "thresholds": {}})
+    for result in (corpus[2], everything):
+        text = json.dumps(result)
+        for name, secret in corpus[1]["secrets"].items():
+            assert secret not in text, name
+    # Text is redacted as it is reported: with every signature and id reported, the planted secrets are counted.
+    assert everything["facts"]["redactions"].get("anthropic_key") == 1
+    assert len(everything["facts"]["top_signatures"]) > len(corpus[2]["facts"]["top_signatures"])
 
 
 def test_window_skips_old_entries_and_old_rotations(tmp_path):
@@ -91,7 +96,7 @@ def test_unreadable_file_is_an_unknown_finding(tmp_path, monkeypatch):
     def denied(path, *args):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(log_scan, "read_lines", denied)
+    monkeypatch.setattr(log_scan, "read_chunks", denied)
     params = {"paths": [str(tmp_path / "worker.log")], "journald_units": [], "since": 0, "max_bytes": 1 << 20,
               "max_line_bytes": 65536, "bucket_seconds": 60, "top_n": 5, "timeout": 10, "thresholds": {}}
     result = log_scan.scan(params)
