@@ -307,18 +307,19 @@ class Scanner(object):
         for line, following in zip(lines, itertools.chain(itertools.islice(lines, 1, None), ("",))):
             first = line[:1]
             if first == "[":
-                j = line.find("]")
-                if j > 1 and line[j + 1:j + 3] == " [":
-                    k = line.find("]", j + 3)
-                    level = words.get(line[j + 3:k]) if k > 0 and line[k + 1:k + 3] == " [" else None
-                    e = line.find("]", k + 3) if level is not None else -1
-                    if e > 0:
-                        msg = line[e + 1:]
+                parts = line.split("] [", 2)
+                level = words.get(parts[1]) if len(parts) == 3 else None
+                text = parts[0][1:]
+                if level is not None and text and "]" not in text:
+                    rest = parts[2]
+                    e = rest.find("]")
+                    if e >= 0:
+                        component = rest[:e] or service
+                        msg = rest[e + 1:]
                         space = msg[:1]
                         if space == " ":
                             msg = msg[1:]
                         if space == " " or not space.isspace():
-                            text = line[1:j]
                             second = seconds.get(text[:19])
                             tail = tails.get(text[19:]) if second is not None else None
                             if tail is None:
@@ -332,15 +333,15 @@ class Scanner(object):
                                 self.close()
                             after = following[:1]
                             if not after or after.isspace():  # metadata may follow
-                                pending = (ts, level, line[k + 3:e] or service, msg, number)
+                                pending = (ts, level, component, msg, number)
                             elif since is not None and ts is not None and ts < since:
                                 self.outside_window += 1
                             elif level in LOOKED_AT or "Id" in msg or "_id" in msg or "-id" in msg:
-                                self.current = Entry(ts, level, line[k + 3:e] or service, msg, file, number)
+                                self.current = Entry(ts, level, component, msg, file, number)
                                 self.close()
                             else:  # the common case: an entry to count, and nothing more
                                 counted += 1
-                                key = (line[k + 3:e] or service or "(none)", level, None if ts is None else int(ts // width * width))
+                                key = (component or "(none)", level, None if ts is None else int(ts // width * width))
                                 counts[key] = counts.get(key, 0) + 1
                             number += 1
                             continue
@@ -425,7 +426,10 @@ class Scanner(object):
                 return seconds + tail[0] - tail[1] if tail[1] else seconds + tail[0]
         value = parse_time(text)
         match = ISO_FULL.match(text) if value is not None else None
-        if match and len(self.seconds) < CACHE_LIMIT and len(self.tails) < CACHE_LIMIT:
+        if match:
+            for cache in (self.seconds, self.tails):
+                if len(cache) >= CACHE_LIMIT:  # a day has 86,400 seconds: start again rather than stop caching
+                    cache.clear()
             frac, zone = match.group(7), match.group(8)
             offset = 0
             if zone and zone != "Z":

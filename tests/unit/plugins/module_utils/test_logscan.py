@@ -128,6 +128,21 @@ def test_results_do_not_depend_on_blocks_or_line_by_line_feeding(mixed, since):
         assert scan(blocks(size), since) == expected
 
 
+def test_time_caches_stay_bounded_and_results_unchanged(mixed, monkeypatch):
+    def feed(scanner):
+        for number, lines in logscan.read_chunks(mixed, 1 << 40, 65536, {}):
+            scanner.feed_lines(lines, mixed, number)
+
+    expected = scan(feed)
+    monkeypatch.setattr(logscan, "CACHE_LIMIT", 4)
+    scanner = logscan.Scanner(Redactor(), bucket=300, top_n=50, limits={"components": 150, "ids": 500, "per_id": 5})
+    feed(scanner)
+    assert len(scanner.seconds) <= 4 and len(scanner.tails) <= 4
+    assert json.loads(json.dumps(scanner.result(), default=sorted, sort_keys=True)) == expected
+    scanner.feed_lines(["[2030-01-01T00:00:00.250Z] [INFO] [w] a second never seen"], mixed, 1)
+    assert "2030-01-01T00:00:00" in scanner.seconds  # still caching once full
+
+
 def test_signatures_are_matched_in_warnings_errors_and_unlevelled_lines_only():
     scanner = logscan.Scanner(Redactor())
     scanner.feed_lines(["[2025-12-24T14:35:22.123Z] [INFO] [w] retried after connect ECONNREFUSED 127.0.0.1:5432",
