@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import contextlib
 import glob
 import gzip
 import itertools
@@ -122,20 +123,8 @@ def parse_time(text):
         return int(text) / 1000.0
     match = ISO_FULL.match(text)
     if match:
-        y, mo, d, h, mi, s, frac, zone = match.groups()
-        key = text[:19]
-        if _SECOND["key"] == key:  # consecutive entries share their second: skip timegm
-            seconds = _SECOND["value"]
-        else:
-            seconds = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
-            _SECOND["key"], _SECOND["value"] = key, seconds
-        if frac:
-            seconds += float("0." + frac)
-        if zone and zone != "Z":
-            sign = 1 if zone[0] == "+" else -1
-            zone = zone[1:].replace(":", "")
-            seconds -= sign * (int(zone[:2]) * 3600 + int(zone[2:]) * 60)
-        return seconds
+        seconds, fraction, offset = iso_parts(match)
+        return seconds + fraction - offset
     match = SYSLOG.match(text)
     if match:
         try:
@@ -144,6 +133,22 @@ def parse_time(text):
         except ValueError:
             return None
     return None
+
+
+def iso_parts(match):
+    """(whole seconds, fraction, zone offset in seconds) of an ISO_FULL match; 0 for a missing part."""
+    y, mo, d, h, mi, s, frac, zone = match.groups()
+    key = match.string[:19]
+    if _SECOND["key"] == key:  # consecutive entries share their second: skip timegm
+        seconds = _SECOND["value"]
+    else:
+        seconds = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
+        _SECOND["key"], _SECOND["value"] = key, seconds
+    offset = 0
+    if zone and zone != "Z":
+        digits = zone[1:].replace(":", "")
+        offset = (1 if zone[0] == "+" else -1) * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return seconds, float("0." + frac) if frac else 0, offset
 
 
 def level_of(value):
@@ -298,17 +303,14 @@ class Scanner(object):
         entry it is counted at once; when metadata may follow it is held as a tuple. It becomes
         an Entry only when metadata follows or it has a level or id that needs a closer look.
         """
-        words, seconds, tails, counts = self.level_words, self.seconds, self.tails, self.counts
-        since, width = self.since, self.bucket
+        words, stamp, settle = self.level_words, self.stamp, self.settle
         service = self.service_of(file)
-        settle = self.settle
-        counted = 0
         pending = None  # (ts, level, component, msg, number) of a seed-format entry metadata may follow
         for line, following in zip(lines, itertools.chain(itertools.islice(lines, 1, None), ("",))):
             first = line[:1]
             if first == "[":
                 parts = line.split("] [", 2)
-                level = words.get(parts[1]) if len(parts) == 3 else None
+                level = (words.get(parts[1]) or self.level_word(parts[1])) if len(parts) == 3 else None
                 text = parts[0][1:]
                 if level is not None and text and "]" not in text:
                     rest = parts[2]
@@ -320,29 +322,17 @@ class Scanner(object):
                         if space == " ":
                             msg = msg[1:]
                         if space == " " or not space.isspace():
-                            second = seconds.get(text[:19])
-                            tail = tails.get(text[19:]) if second is not None else None
-                            if tail is None:
-                                ts = self.stamp(text)
-                            else:
-                                ts = second + tail[0] - tail[1] if tail[1] else second + tail[0]
+                            ts = stamp(text)
                             if pending is not None:
                                 settle(pending, file)
                                 pending = None
                             elif self.current is not None:
                                 self.close()
+                            pending = (ts, level, component, msg, number)
                             after = following[:1]
-                            if not after or after.isspace():  # metadata may follow
-                                pending = (ts, level, component, msg, number)
-                            elif since is not None and ts is not None and ts < since:
-                                self.outside_window += 1
-                            elif level in LOOKED_AT or "Id" in msg or "_id" in msg or "-id" in msg:
-                                self.current = Entry(ts, level, component, msg, file, number)
-                                self.close()
-                            else:  # the common case: an entry to count, and nothing more
-                                counted += 1
-                                key = (component or "(none)", level, None if ts is None else int(ts // width * width))
-                                counts[key] = counts.get(key, 0) + 1
+                            if after and not after.isspace():  # the next line starts another entry: no metadata
+                                settle(pending, file)
+                                pending = None
                             number += 1
                             continue
             elif first == " " or first == "\t":
@@ -358,7 +348,7 @@ class Scanner(object):
                         current.stack.append(line.strip())
                     number += 1
                     continue
-            entry = self.seed(line, file, number) if first == "[" else (parse_json(line, file, number) if first == "{" else None)
+            entry = parse_json(line, file, number) if first == "{" else None
             if entry is None:
                 if not line.strip():
                     number += 1
@@ -375,47 +365,36 @@ class Scanner(object):
             number += 1
         if pending is not None:
             self.current = Entry(pending[0], pending[1], pending[2], pending[3], file, pending[4])
-        self.entries += counted
         if len(self.counts) > 50000:
             self.fold()
 
     def settle(self, pending, file):
         """Count a seed-format entry that nothing followed; an Entry only when it needs a closer look."""
         ts, level, component, msg, number = pending
-        if self.since is not None and ts is not None and ts < self.since:
-            self.outside_window += 1
-        elif level in LOOKED_AT or "Id" in msg or "_id" in msg or "-id" in msg:
+        if level in LOOKED_AT or "Id" in msg or "_id" in msg or "-id" in msg:
             self.current = Entry(ts, level, component, msg, file, number)
             self.close()
         else:
-            self.entries += 1
-            key = (component or "(none)", level, None if ts is None else int(ts // self.bucket * self.bucket))
-            self.counts[key] = self.counts.get(key, 0) + 1
+            self.count(component, level, ts)
 
-    def seed(self, line, file, number):
-        """The seed format's entry by string operations, or None to leave the line to parse_plain."""
-        j = line.find("]")
-        if j < 2 or line[j + 1:j + 3] != " [":
+    def count(self, component, level, ts):
+        """Count an entry per (component, level, bucket); False when it is outside the window."""
+        if self.since is not None and ts is not None and ts < self.since:
+            self.outside_window += 1
+            return False
+        self.entries += 1
+        key = (component or "(none)", level, None if ts is None else int(ts // self.bucket * self.bucket))
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return True
+
+    def level_word(self, word):
+        """The level of a seed-format level word ([A-Za-z]+), remembered; None for anything else."""
+        if not (word.isalpha() and word.isascii()):
             return None
-        k = line.find("]", j + 3)
-        if k < 0 or line[k + 1:k + 3] != " [":
-            return None
-        word = line[j + 3:k]
-        level = self.level_words.get(word)
-        if level is None:
-            if not (word.isalpha() and word.isascii()) or len(self.level_words) > CACHE_LIMIT:
-                return None
-            level = self.level_words[word] = level_of(word)
-        e = line.find("]", k + 3)
-        if e < 0:
-            return None
-        rest = line[e + 1:]
-        first = rest[:1]
-        if first == " ":
-            rest = rest[1:]
-        elif first.isspace():
-            return None
-        return Entry(self.stamp(line[1:j]), level, line[k + 3:e], rest, file, number)
+        level = level_of(word)
+        if len(self.level_words) < CACHE_LIMIT:
+            self.level_words[word] = level
+        return level
 
     def stamp(self, text):
         """parse_time(text), from caches for the ISO 8601 shape a log repeats on every line."""
@@ -423,21 +402,17 @@ class Scanner(object):
         if seconds is not None:
             tail = self.tails.get(text[19:])
             if tail is not None:
-                return seconds + tail[0] - tail[1] if tail[1] else seconds + tail[0]
-        value = parse_time(text)
-        match = ISO_FULL.match(text) if value is not None else None
-        if match:
-            for cache in (self.seconds, self.tails):
-                if len(cache) >= CACHE_LIMIT:  # a day has 86,400 seconds: start again rather than stop caching
-                    cache.clear()
-            frac, zone = match.group(7), match.group(8)
-            offset = 0
-            if zone and zone != "Z":
-                digits = zone[1:].replace(":", "")
-                offset = (1 if zone[0] == "+" else -1) * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-            self.seconds[text[:19]] = calendar.timegm(tuple(int(g) for g in match.groups()[:6]) + (0, 0, 0))
-            self.tails[text[19:]] = (float("0." + frac) if frac else 0, offset)
-        return value
+                return seconds + tail[0] - tail[1]
+        match = ISO_FULL.match(text)
+        if not match:
+            return parse_time(text)
+        for cache in (self.seconds, self.tails):
+            if len(cache) >= CACHE_LIMIT:  # a day has 86,400 seconds: start again rather than stop caching
+                cache.clear()
+        seconds, fraction, offset = iso_parts(match)
+        self.seconds[text[:19]] = seconds
+        self.tails[text[19:]] = (fraction, offset)
+        return seconds + fraction - offset
 
     def service_of(self, file):
         if self.service[0] != file:
@@ -448,15 +423,9 @@ class Scanner(object):
         entry, self.current = self.current, None
         if entry is None:
             return
-        ts = entry.ts
-        if self.since is not None and ts is not None and ts < self.since:
-            self.outside_window += 1
-            return
-        self.entries += 1
         level = entry.level
-        key = (entry.component or "(none)", level, None if ts is None else int(ts // self.bucket * self.bucket))
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
+        if not self.count(entry.component, level, entry.ts):
+            return
         if level in SERIOUS:
             self.count_signature(entry)
             self.match_hints(entry)
@@ -603,13 +572,12 @@ def is_gzip(path):
         return handle.read(2) == b"\x1f\x8b"
 
 
-def read_lines(path, max_bytes, max_line, report):
-    """Yield (number, text) of ``path`` (plain or gzip) with constant memory.
+@contextlib.contextmanager
+def open_log(path, max_bytes, max_line, report):
+    """(handle, compressed) of ``path``, positioned where reading starts.
 
-    A plain file larger than ``max_bytes`` is read from its last ``max_bytes`` (the newest
-    entries); a gzip file stops after ``max_bytes`` decompressed. Lines longer than
-    ``max_line`` bytes and lines with NUL bytes are skipped and counted in ``report``.
-    Raises SkipFile for binary files.
+    Raises SkipFile for binary content. A plain file larger than ``max_bytes`` is opened
+    at its last ``max_bytes``, resynchronised on a line start, noted in ``report``.
     """
     compressed = is_gzip(path)
     opener = gzip.open if compressed else open
@@ -624,6 +592,18 @@ def read_lines(path, max_bytes, max_line, report):
             handle.seek(size - max_bytes)
             handle.readline(max_line + 1)  # resynchronise on a line start
             report["truncated_to_last_bytes"] = max_bytes
+        yield handle, compressed
+
+
+def read_lines(path, max_bytes, max_line, report):
+    """Yield (number, text) of ``path`` (plain or gzip) with constant memory.
+
+    A plain file larger than ``max_bytes`` is read from its last ``max_bytes`` (the newest
+    entries); a gzip file stops after ``max_bytes`` decompressed. Lines longer than
+    ``max_line`` bytes and lines with NUL bytes are skipped and counted in ``report``.
+    Raises SkipFile for binary files.
+    """
+    with open_log(path, max_bytes, max_line, report) as (handle, compressed):
         read = 0
         number = 0
         while True:
@@ -661,19 +641,7 @@ def read_chunks(path, max_bytes, max_line, report, size=CHUNK):
     block (``size`` bytes) at a time; a skipped line is yielded as an empty string so that
     line numbers stay right. Memory stays within a block plus one line of ``max_line`` bytes.
     """
-    compressed = is_gzip(path)
-    opener = gzip.open if compressed else open
-    with opener(path, "rb") as handle:
-        head = handle.read(8192)
-        controls = sum(1 for c in bytearray(head) if c < 9 or 13 < c < 32)
-        if b"\x00" in head or controls > len(head) // 10:
-            raise SkipFile("binary content")
-        handle.seek(0)
-        file_size = os.path.getsize(path)
-        if not compressed and file_size > max_bytes:
-            handle.seek(file_size - max_bytes)
-            handle.readline(max_line + 1)  # resynchronise on a line start
-            report["truncated_to_last_bytes"] = max_bytes
+    with open_log(path, max_bytes, max_line, report) as (handle, compressed):
         state = {"read": 0, "number": 0}
         carry = b""
         discarding = False  # inside a long line, until its end
@@ -689,11 +657,12 @@ def read_chunks(path, max_bytes, max_line, report, size=CHUNK):
             else:
                 data, carry = carry + block[:end + 1], block[end + 1:]
             if discarding:  # the rest of a long line, up to its newline
-                cut = data.find(b"\n") + 1 if data else 0
-                state["read"] += cut if data else len(carry)
                 if data:
+                    cut = data.index(b"\n") + 1
+                    state["read"] += cut
                     data, discarding = data[cut:], False
                 else:
+                    state["read"] += len(carry)
                     carry = b""
             stop = compressed and data and state["read"] + len(data) >= max_bytes
             if stop:
