@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 BUILD := $(CURDIR)/build
-# ansible-test lists files with git when inside a checkout, so the installed
-# copy it tests must live outside this one.
-INSTALL_ROOT ?= $(or $(TMPDIR),/tmp)/agentops-runbooks-install
+# Tests that start, count or signal processes run inside a PID namespace of their own
+# (scripts/pidns.py): they see and touch only what they made, never another job's processes.
+PIDNS := $(BIN)/python $(CURDIR)/scripts/pidns.py --unshare --
 LINK := .collections/ansible_collections/agentops/runbooks
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 # Everything below runs the collection from this checkout.
@@ -45,44 +45,58 @@ $(LINK):
 diagnose: $(VENV)/.core $(LINK)
 	$(BIN)/ansible-playbook playbooks/diagnose.yml -i inventories/localhost.yml $(ARGS)
 
+# Every layer runs (-k) so that the summary covers them all; the summary fails on any failure and on
+# any layer or scenario that did not run.
 test:
 	rm -rf $(RESULTS)
-	$(MAKE) --no-print-directory lint sanity unit integration molecule
-	@echo "Tests per layer (ansible-lint and all 24 ansible-test sanity tests passed above):"
-	@$(BIN)/python scripts/test_summary.py $(RESULTS)
+	@status=0; $(MAKE) --no-print-directory -k lint sanity unit integration molecule || status=$$?; \
+	echo "Tests per layer (measured in this run):"; \
+	$(BIN)/python scripts/test_summary.py $(RESULTS) $(notdir $(patsubst %/,%,$(wildcard molecule/*/))) || status=1; \
+	exit $$status
 
 lint: $(VENV)/.test $(LINK)
-	$(BIN)/ansible-lint --offline
+	mkdir -p $(RESULTS)
+	$(BIN)/ansible-lint --offline 2>&1 | tee $(RESULTS)/lint.log
 
 docs: $(VENV)/.core $(LINK)
 	$(BIN)/python scripts/gen_docs.py
 
 build: $(VENV)/.core
-	rm -rf $(BUILD) $(INSTALL_ROOT)
+	rm -rf $(BUILD)
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)
-	$(BIN)/ansible-galaxy collection install --force -p $(INSTALL_ROOT) $(BUILD)/agentops-runbooks-$(VERSION).tar.gz
 
-# ansible-test runs on the built-and-installed collection, so it also proves
-# that `ansible-galaxy collection build` and `install` work.
+# ansible-test runs on the built-and-installed collection, so it also proves that `ansible-galaxy
+# collection build` and `install` work. ansible-test lists files with git when inside a checkout, so
+# the installed copy lives in a fresh temporary directory (removed afterwards); its cache (the offline
+# pip bootstrap, ~/.ansible/test/cache) lives under this checkout through HOME.
 sanity: $(VENV)/.test build
-	$(BIN)/python scripts/ansible_test_offline.py
-	cd $(INSTALL_ROOT)/ansible_collections/agentops/runbooks && \
-	  $(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_EXCLUDES)
+	mkdir -p $(RESULTS) $(CURDIR)/.cache/ansible-test-home
+	root=$$(mktemp -d) && trap 'rm -rf "$$root"' EXIT && \
+	  $(BIN)/ansible-galaxy collection install --force -p "$$root" $(BUILD)/agentops-runbooks-$(VERSION).tar.gz && \
+	  export HOME=$(CURDIR)/.cache/ansible-test-home && $(BIN)/python scripts/ansible_test_offline.py && \
+	  cd "$$root/ansible_collections/agentops/runbooks" && \
+	  $(BIN)/ansible-test sanity --venv --python 3.11 --color no $(SANITY_EXCLUDES) 2>&1 | tee $(RESULTS)/sanity.log
 
-unit: $(VENV)/.test $(LINK)
-	$(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/unit.xml tests/unit
+unit: $(VENV)/.test $(LINK) .system-deps
+	$(PIDNS) $(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/unit.xml tests/unit
 
 integration: $(VENV)/.test $(LINK) .system-deps
-	$(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/integration.xml tests/integration
+	$(PIDNS) $(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/integration.xml tests/integration
 
+# Every scenario runs (one failing does not hide the others), each in its own PID namespace, with
+# Molecule's cache under this checkout; its exit code is recorded so that the summary counts a scenario
+# that failed outside its verifier, or never ran, as failed.
 molecule: $(VENV)/.test $(LINK) .system-deps
-	for scenario in molecule/*/; do \
+	mkdir -p $(RESULTS)
+	failed=0; for scenario in molecule/*/; do \
 	  name=$$(basename $$scenario); \
-	  MOLECULE_JUNIT=$(RESULTS)/molecule-$$name.xml $(BIN)/molecule test -s $$name || exit 1; \
-	done
+	  XDG_CACHE_HOME=$(CURDIR)/.cache MOLECULE_JUNIT=$(RESULTS)/molecule-$$name.xml \
+	    $(PIDNS) $(BIN)/molecule test -s $$name && rc=0 || rc=$$?; \
+	  echo $$rc > $(RESULTS)/molecule-$$name.rc; [ $$rc -eq 0 ] || failed=1; \
+	done; exit $$failed
 
 bench: $(VENV)/.test $(LINK) .system-deps
 	$(BIN)/python tests/bench/run.py
 
 clean:
-	rm -rf $(BUILD) .collections tests/output
+	rm -rf $(BUILD) .collections tests/output .cache

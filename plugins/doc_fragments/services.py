@@ -22,7 +22,7 @@ options:
     default: []
     suboptions:
       pattern:
-        description: Regular expression for the process's name, argv[0] or argv[1] basename.
+        description: Regular expression for the process's program, matched like the agent patterns (name, argv[0] basename, or the script after an interpreter).
         type: str
         required: true
       unit:

@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import string
 
 from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES, docs_url
@@ -56,7 +57,10 @@ def validate_thresholds(overrides):
     cleaned = {}
     for rule_id, levels in (overrides or {}).items():
         if rule_id not in RULES:
-            raise ValueError("thresholds names unknown rule %r; known rules: %s." % (rule_id, ", ".join(sorted(RULES))))
+            close = difflib.get_close_matches(str(rule_id), sorted(RULES), n=1, cutoff=0.6)
+            graded_ids = sorted(r for r in RULES if RULES[r].get("thresholds"))
+            raise ValueError("thresholds names unknown rule %r%s; rules with thresholds: %s." % (
+                rule_id, " (did you mean %s?)" % close[0] if close else "", ", ".join(graded_ids)))
         known = RULES[rule_id].get("thresholds") or {}
         if not isinstance(levels, dict):
             raise ValueError("thresholds for %s must be a mapping of severity to number, got %r." % (rule_id, levels))
@@ -64,12 +68,14 @@ def validate_thresholds(overrides):
         for level, value in levels.items():
             if level not in known:
                 raise ValueError("thresholds for %s has no level %r; it takes %s." % (rule_id, level, ", ".join(sorted(known)) or "none"))
+            if isinstance(value, bool):
+                raise ValueError("threshold %s.%s must be a number, got %r." % (rule_id, level, value))
             try:
                 number = float(value)
             except (TypeError, ValueError):
                 raise ValueError("threshold %s.%s must be a number, got %r." % (rule_id, level, value))
-            if number < 0:
-                raise ValueError("threshold %s.%s must not be negative, got %s." % (rule_id, level, value))
+            if number < 0 or number != number or number in (float("inf"),):
+                raise ValueError("threshold %s.%s must be a finite number of at least 0, got %s." % (rule_id, level, value))
             cleaned[rule_id][level] = number
     return cleaned
 

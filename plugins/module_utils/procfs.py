@@ -165,6 +165,17 @@ class ProcFS(object):
     def owner(self, pid):
         return os.stat(self.path(pid)).st_uid
 
+    def cgroups(self, pid):
+        """``PID/cgroup`` as {controller: path} (see parse_cgroup)."""
+        return parse_cgroup(self.read(pid, "cgroup"))
+
+    def pid_namespace(self, pid):
+        """The ``pid:[inode]`` link of ``PID/ns/pid``, or None when it cannot be read."""
+        try:
+            return os.readlink(self.path(pid, "ns", "pid"))
+        except OSError:
+            return None
+
 
 def _unescape(value):
     """mountinfo escapes space, tab, newline and backslash as octal."""
@@ -267,10 +278,120 @@ def compile_patterns(patterns):
     return compiled
 
 
+# Programs that run another program named by their first argument: for these (and only these) the
+# script they run is the process's program too (``node /usr/bin/npx claude`` is npx).
+INTERPRETERS = re.compile(r"^(?:node|nodejs|npx|env|sh|bash|dash|zsh|python(?:\d+(?:\.\d+)?)?)$")
+INLINE_CODE = frozenset(("-e", "--eval", "-p", "--print", "-c"))
+
+
+def program_names(comm, argv):
+    """The names a process's program goes by: its name, the basename of argv[0], and - only when argv[0]
+    is an interpreter - the basename of the script it runs (its first argument that is not an option)."""
+    names = [comm]
+    if argv:
+        first = os.path.basename(argv[0])
+        names.append(first)
+        if INTERPRETERS.match(first) or INTERPRETERS.match(comm):
+            for arg in argv[1:6]:
+                if arg in INLINE_CODE:
+                    break  # inline code, no script
+                if arg.startswith("-") or (first == "env" and "=" in arg):
+                    continue
+                names.append(os.path.basename(arg))
+                break
+    return names
+
+
 def is_agent(patterns, comm, argv):
-    """A pattern must match the whole process name, or the basename of argv[0] or argv[1]."""
-    names = [comm] + [os.path.basename(arg) for arg in argv[:2]]
+    """A pattern must match the whole of one of the process's program names (see program_names): never an
+    ordinary argument, so ``tail -f /var/log/app/node`` is not a node process."""
+    names = program_names(comm, argv)
     return any(p.fullmatch(name) for p in patterns for name in names)
+
+
+# ------------------------------------------------------------------ supervision
+# cgroup path parts that mean a container runtime owns the process.
+CONTAINER_CGROUP = re.compile(r"(?:^|/)(?:docker[-/]|libpod-|libpod_parent|kubepods|cri-containerd-|crio-|lxc[./]|"
+                              r"machine\.slice/|garden/|ecs/)")
+USER_SESSION = re.compile(r"^session-[^/]*\.scope$")
+# Process names of supervisors whose children are theirs, not orphans (comm is cut at 15 characters).
+SUPERVISORS = re.compile(r"^(?:PM2 v[\d.]+: God.*|supervisord|runsvdir|runsv|s6-svscan|s6-supervise|tini|dumb-init|"
+                         r"containerd-shim.*|conmon|systemd)$")
+
+
+def systemd_unit(cgroups):
+    """The systemd service or scope that owns a process, from its cgroup paths (v1 ``name=systemd`` or v2), or
+    None when it sits in a user's login session, in ``init.scope`` or outside any unit."""
+    for key in ("systemd", ""):
+        path = cgroups.get(key)
+        if not path:
+            continue
+        for part in reversed(path.strip("/").split("/")):
+            if part.endswith(".service") or part.endswith(".scope"):
+                if USER_SESSION.match(part) or part == "init.scope":
+                    return None
+                return part
+    return None
+
+
+CONTAINER_ID = re.compile(r"[0-9a-f]{12,}")
+
+
+def container_of(cgroups):
+    """The container a process runs in, from the first cgroup path that names a container runtime: that path up
+    to the container's id (``/docker/<id>``, ``.../libpod-<id>.scope``), so that a unit inside the container
+    (``/docker/<id>/system.slice/agent.service``) is still that container. None outside containers."""
+    for path in sorted(set(cgroups.values())):
+        match = CONTAINER_CGROUP.search(path or "")
+        if not match:
+            continue
+        parts = path.split("/")
+        for index in range(len(parts)):
+            head = "/".join(parts[:index + 1])
+            if len(head) > match.start() and CONTAINER_ID.search(parts[index]):
+                return head
+        return path
+    return None
+
+
+class Supervision(object):
+    """Who owns a process whose parent is PID 1, read from /proc: a systemd unit, a container or a
+    supervisor. A supervised process is never an orphan (the reaper must never signal it).
+
+    ``own`` is the reading process's own view (its PID namespace and cgroups): a process in the same
+    container as the diagnosis is judged like any other, one in another PID namespace or another
+    container is that container's.
+    """
+
+    def __init__(self, proc, own_pid="self"):
+        self.proc = proc
+        self.own_ns = proc.pid_namespace(own_pid)
+        try:
+            self.own_container = container_of(proc.cgroups(own_pid))
+        except (OSError, ValueError):
+            self.own_container = None
+
+    def owner(self, pid, comm="", argv=()):
+        """(kind, name) of what supervises ``pid`` - ``("systemd", "agent.service")``, ``("container", path)``,
+        ``("supervisor", name)`` - or None for a process nothing owns (a real orphan when its parent is PID 1)."""
+        if SUPERVISORS.match(comm) or (argv and SUPERVISORS.match(argv[0])):
+            return ("supervisor", comm or argv[0])
+        if any("pm2" in arg and arg.endswith("Daemon.js") for arg in argv[:3]):
+            return ("supervisor", "pm2")
+        namespace = self.proc.pid_namespace(pid)
+        if namespace is not None and self.own_ns is not None and namespace != self.own_ns:
+            return ("container", "PID namespace %s" % namespace)
+        try:
+            cgroups = self.proc.cgroups(pid)
+        except (OSError, ValueError):
+            return None
+        container = container_of(cgroups)
+        if container and container != self.own_container:
+            return ("container", container)
+        unit = systemd_unit(cgroups)
+        if unit:
+            return ("systemd", unit)
+        return None
 
 
 def node_heap_limit_mb(argv, environ):

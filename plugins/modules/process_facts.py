@@ -16,7 +16,7 @@ description:
   - Walks C(/proc) once (no C(ps) parsing) and records, for every process, pid, ppid, state, user, RSS, start time,
     command line, thread count, and open descriptors against its own C(Max open files) limit.
   - "Reports: zombies grouped by parent with the parent chain up to PID 1 (C(proc.zombie)); agent processes that were
-    re-parented to PID 1 (C(proc.orphan)); processes near their descriptor limit (C(proc.fd_exhaustion)); single
+    re-parented to PID 1 that no supervisor owns (C(proc.orphan)); processes near their descriptor limit (C(proc.fd_exhaustion)); single
     processes holding a large share of memory (C(proc.high_rss)); deleted files still held open (C(proc.deleted_open_files))."
   - A process that exits during the scan is skipped and counted; one whose details the connecting user may not read
     is kept with what could be read and counted (C(proc.limited_visibility)). Neither fails the module.
@@ -36,8 +36,10 @@ options:
   patterns:
     description:
       - Regular expressions naming the agent processes (the collection-wide C(agentops_process_patterns)).
-      - A process matches when a pattern matches the whole of its name (C(comm)), the basename of its executable
-        (C(argv[0])) or the basename of its first argument (so C(npx) matches C(node /usr/bin/npx ...)).
+      - A process matches when a pattern matches the whole of its program's name - its name (C(comm)), the basename of
+        C(argv[0]), or, only when C(argv[0]) is an interpreter (node, npx, env, sh, bash, dash, zsh, python), the basename
+        of the script it runs (so C(npx) matches C(node /usr/bin/npx ...)). Other arguments never match
+        (C(tail -f /var/log/app/node) is not a node process).
     type: list
     elements: str
     default: [node, claude, npx, npm]
@@ -102,7 +104,16 @@ facts:
       type: list
       elements: dict
     orphans:
-      description: Agent processes whose parent is PID 1.
+      description:
+        - Agent processes whose parent is PID 1 and that nothing supervises.
+        - A process in a systemd service or scope (other than a user's login session), in a container (its cgroup
+          names one, or it runs in another PID namespace) or that is itself a supervisor (pm2, supervisord, runit, s6)
+          is supervised, never an orphan; those are listed under RV(facts.supervised).
+      type: list
+      elements: dict
+    supervised:
+      description: Agent processes whose parent is PID 1 but that a supervisor owns, each with C(supervisor) (C(systemd),
+        C(container) or C(supervisor)) and C(owner) (the unit, the cgroup or PID namespace, or the supervisor's name).
       type: list
       elements: dict
     agents:
@@ -169,8 +180,9 @@ AGENTS_MAX = 200
 
 
 class ProcessCollector(object):
-    def __init__(self, proc, patterns, top_n=10, thresholds=None, include_table=False, memory=None):
+    def __init__(self, proc, patterns, top_n=10, thresholds=None, include_table=False, memory=None, supervision=None):
         self.proc = proc
+        self.supervision = supervision
         self.memory = memory
         self.patterns = patterns
         self.top_n = top_n
@@ -268,7 +280,7 @@ class ProcessCollector(object):
         facts["agent_count"] = len(agents)
 
         facts["zombies"] = self.zombies(table, findings)
-        facts["orphans"] = self.orphans(agents, pid1, findings)
+        facts["orphans"] = self.orphans(agents, pid1, findings, facts)
         facts["near_fd_limit"] = self.fd_pressure(table, findings)
         facts["top_rss"] = self.top_rss(table, mem_total_kb, findings)
         facts["deleted_open_files"] = self.deleted_files(table, findings)
@@ -320,12 +332,22 @@ class ProcessCollector(object):
                  "age_seconds": e["age_seconds"], "parent_chain": self.chain(table, e["ppid"])}
                 for e in sorted(zombies, key=lambda e: e["pid"])]
 
-    def orphans(self, agents, pid1, findings):
+    def orphans(self, agents, pid1, findings, facts):
         # When PID 1 is itself an agent (Node as a container's PID 1), its
         # children are ordinary children, not orphans.
+        facts["supervised"] = []
         if pid1 is not None and self.matches(pid1):
             return []
-        orphans = [e for e in agents if e["ppid"] == 1 and e["state"] != "Z" and e["pid"] != 1]
+        orphans = []
+        for entry in agents:
+            if entry["ppid"] != 1 or entry["state"] == "Z" or entry["pid"] == 1:
+                continue
+            owner = self.supervision.owner(entry["pid"], entry["name"], entry["argv"]) if self.supervision else None
+            if owner:  # a systemd unit, a container or a supervisor owns it: not an orphan
+                if len(facts["supervised"]) < AGENTS_MAX:
+                    facts["supervised"].append(dict(self.brief(entry), supervisor=owner[0], owner=owner[1]))
+                continue
+            orphans.append(entry)
         if orphans:
             pids = sorted(e["pid"] for e in orphans)
             found = fm.graded("proc.orphan", len(orphans), {
@@ -432,7 +454,8 @@ def main():
     proc = procfs.ProcFS(params["proc_root"])
     memory = MemoryCollector(proc, procfs.CgroupFS(params["cgroup_root"]), params["leak_window"], params["leak_samples"],
                              params["leak_max_processes"], thresholds, kernel_log_reader(module) if params["kernel_log"] else None)
-    collector = ProcessCollector(proc, patterns, params["top_n"], thresholds, params["include_table"], memory)
+    collector = ProcessCollector(proc, patterns, params["top_n"], thresholds, params["include_table"], memory,
+                                 procfs.Supervision(proc))
     module.exit_json(changed=False, **collector.run())
 
 

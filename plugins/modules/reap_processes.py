@@ -17,20 +17,30 @@ description:
     this way), waits O(zombie_wait) seconds, re-checks, up to O(zombie_attempts) times, and reports which zombies went
     away. Parents whose zombies remain and that match O(services) are returned in RV(restart) for the caller to restart
     (the C(process_reaper) role does, with systemd or the configured command). A zombie itself cannot be killed."
-  - "Orphans: processes whose parent is PID 1 (or one of O(subreapers)), matching O(patterns), older than O(min_age)
-    seconds and owned by O(allowed_users) get C(SIGTERM); survivors of the O(grace) period get C(SIGKILL); then the
-    module checks that they are gone."
+  - "Orphans: processes whose parent is PID 1 (or one of O(subreapers)), matching O(patterns), that no supervisor owns,
+    older than O(min_age) seconds and owned by O(allowed_users) get C(SIGTERM); survivors of the O(grace) period get
+    C(SIGKILL); then the module checks that they are gone."
+  - "Supervised is not orphaned: a process in a systemd service or scope (other than a user's login session), in a
+    container (its cgroup names one, or it runs in another PID namespace) or that is itself a supervisor (pm2,
+    supervisord, runit, s6) is never signalled."
   - "Guardrails: never PID 1, kernel threads, this module's own process tree (Ansible), or processes of users outside
     O(allowed_users); at most O(max_processes) processes signalled per run; each signal goes only to a process whose
-    start time is unchanged since the scan (no pid reuse). It sends only C(SIGCHLD), C(SIGTERM) and C(SIGKILL); never
+    start time is unchanged since the scan (no pid reuse). It reads and signals only this host's own C(/proc): it
+    takes no O(proc_root) other than C(/proc), so a pid can never come from another machine's process table. It sends only C(SIGCHLD), C(SIGTERM) and C(SIGKILL); never
     C(SIGUSR1), which starts Node's inspector."
   - In check mode it lists what it would signal and why, and signals nothing.
 author:
   - agentops.runbooks developers (@agentops)
 extends_documentation_fragment:
-  - agentops.runbooks.diagnostics.procfs
   - agentops.runbooks.services
 options:
+  proc_root:
+    description:
+      - Must be C(/proc). Kept for symmetry with the read-only modules, which may read another host's C(/proc) mounted
+        elsewhere; a module that signals acts only on the process table of the host it runs on, so any other value is
+        refused.
+    type: path
+    default: /proc
   zombies:
     description: Ask zombies' parents to reap them.
     type: bool
@@ -113,8 +123,15 @@ restart:
   returned: always
   type: list
   elements: dict
-skipped:
-  description: Processes left alone by a guardrail, each with C(pid) and C(why).
+left_alone:
+  description: Processes left alone by a guardrail (supervised, protected, too young, user not allowed, over the limit),
+    each with C(pid) and C(why).
+  returned: always
+  type: list
+  elements: dict
+signalled:
+  description: Every signal this run sent, each with C(pid), C(name) and C(signal) (C(SIGCHLD), C(SIGTERM) or C(SIGKILL)).
+    The task reports C(changed) whenever this list is not empty.
   returned: always
   type: list
   elements: dict
@@ -192,7 +209,16 @@ class Reaper(object):
         self.services = services_util.compile_services(params["services"])
         self.protected = ancestors(proc, os.getpid())
         self.redactor = Redactor()
-        self.skipped = []
+        self.supervision = procfs.Supervision(proc)
+        self.left_alone = []
+        self.signalled = []
+
+    def send(self, entry, signum):
+        """Signal ``entry`` (only if it is still the process scanned) and record it; True when sent."""
+        if not send(self.proc, entry, signum):
+            return False
+        self.signalled.append({"pid": entry["pid"], "name": entry["name"], "signal": signal.Signals(signum).name})
+        return True
 
     def cmd(self, entry):
         return self.redactor.argv(entry["argv"])[:300] if entry["argv"] else "[%s]" % entry["name"]
@@ -205,15 +231,15 @@ class Reaper(object):
                     "reaped_pids": [], "remaining_pids": pids}
             results.append(item)
             if ppid in (0, 1) or parent is None:
-                self.skipped.append({"pid": ppid, "why": "zombies of PID 1 are its own to reap; never signalled", "zombie_pids": pids})
+                self.left_alone.append({"pid": ppid, "why": "zombies of PID 1 are its own to reap; never signalled", "zombie_pids": pids})
                 continue
             if ppid in self.protected:
-                self.skipped.append({"pid": ppid, "why": "part of this Ansible run's process tree", "zombie_pids": pids})
+                self.left_alone.append({"pid": ppid, "why": "part of this Ansible run's process tree", "zombie_pids": pids})
                 continue
             if not self.check_mode:
                 remaining = pids
                 for dummy in range(self.p["zombie_attempts"]):
-                    if not send(self.proc, parent, signal.SIGCHLD):
+                    if not self.send(parent, signal.SIGCHLD):
                         break
                     item["signals"] += 1
                     self.sleep(self.p["zombie_wait"])
@@ -253,7 +279,10 @@ class Reaper(object):
             if not procfs.is_agent(self.patterns, entry["name"], entry["argv"]):
                 continue
             why = None
-            if entry["pid"] in self.protected:
+            owner = self.supervision.owner(entry["pid"], entry["name"], entry["argv"])
+            if owner:
+                why = "supervised by %s %s, not an orphan" % owner
+            elif entry["pid"] in self.protected:
                 why = "part of this Ansible run's process tree"
             elif entry["age_seconds"] < self.p["min_age"]:
                 why = "younger than min_age (%d s < %d s)" % (entry["age_seconds"], self.p["min_age"])
@@ -262,7 +291,7 @@ class Reaper(object):
             elif len(chosen) >= self.p["max_processes"]:
                 why = "over the limit of %d processes per run" % self.p["max_processes"]
             if why:
-                self.skipped.append({"pid": entry["pid"], "name": entry["name"], "why": why})
+                self.left_alone.append({"pid": entry["pid"], "name": entry["name"], "why": why})
                 continue
             chosen.append(entry)
         return chosen
@@ -274,10 +303,10 @@ class Reaper(object):
         if self.check_mode or not chosen:
             return out
         by_pid = dict((o["pid"], o) for o in out)
-        sent = [e for e in chosen if send(self.proc, e, signal.SIGTERM)]
+        sent = [e for e in chosen if self.send(e, signal.SIGTERM)]
         survivors = self._wait_gone(sent, self.p["grace"])
         for entry in survivors:
-            if send(self.proc, entry, signal.SIGKILL):
+            if self.send(entry, signal.SIGKILL):
                 by_pid[entry["pid"]]["action"] = "kill"
         self._wait_gone(survivors, 5.0)
         for entry in chosen:
@@ -307,13 +336,14 @@ class Reaper(object):
         if self.check_mode:
             changed = bool(orphans) or any(z["ppid"] not in (0, 1) and z["ppid"] not in self.protected for z in zombies)
         else:
-            changed = any(o["gone"] for o in orphans) or any(z["reaped_pids"] for z in zombies)
+            changed = bool(self.signalled)
         before = "".join("zombie %d (parent %d %s)\n" % (pid, z["ppid"], z["parent_name"]) for z in zombies for pid in z["zombie_pids"])
         before += "".join("orphan %d %s (%s, %d s)\n" % (o["pid"], o["name"], o["user"], o["age_seconds"]) for o in orphans)
         after = "".join("zombie %d (parent %d %s)\n" % (pid, z["ppid"], z["parent_name"]) for z in zombies for pid in z["remaining_pids"])
         after += "".join("orphan %d %s (%s, %d s)\n" % (o["pid"], o["name"], o["user"], o["age_seconds"])
                          for o in orphans if not o["gone"] and not self.check_mode)
-        return {"changed": changed, "zombies": zombies, "orphans": orphans, "restart": restart, "skipped": self.skipped,
+        return {"changed": changed, "zombies": zombies, "orphans": orphans, "restart": restart, "left_alone": self.left_alone,
+                "signalled": self.signalled,
                 "diff": {"before": before, "after": after if not self.check_mode else ""}}
 
 
@@ -343,6 +373,9 @@ def main():
                 raise ValueError("%s must be between %s and %s, got %s." % (name, low, high, p[name]))
         if not p["patterns"]:
             raise ValueError("patterns must name at least one process pattern.")
+        if os.path.normpath(p["proc_root"]) != "/proc":
+            raise ValueError("proc_root must be /proc for a module that signals processes (got %s): it acts only on "
+                             "the process table of the host it runs on." % p["proc_root"])
         reaper = Reaper(procfs.ProcFS(p["proc_root"]), p, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))

@@ -112,7 +112,7 @@ def _names(hosts, limit=5):
     return shown + (" and %d more" % (len(hosts) - limit) if len(hosts) > limit else "")
 
 
-def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_ratio=0.5, version=None):
+def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_ratio=0.5, version=None, warnings=None):
     """Build the report from ``hostvars`` for ``hosts`` (``ansible_play_hosts_all``).
 
     A host without a ``diagnose_result`` never got as far as recording one:
@@ -155,6 +155,7 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
         "generator": {"collection": COLLECTION, "version": version},
         "hosts": records,
         "summary": {"hosts": host_counts, "by_severity": by_severity, "by_rule": dict(sorted(by_rule.items()))},
+        "warnings": [str(w) for w in (warnings or [])],
     }
 
 
@@ -175,6 +176,7 @@ def report_stats(report, paths=None):
         "severity_reason": report["severity_reason"],
         "generated_at": report["generated_at"],
         "summary": report["summary"],
+        "warnings": report.get("warnings") or [],
         "hosts": hosts,
         "report": paths or {},
     }
@@ -207,6 +209,10 @@ def report_markdown(report):
             hosts["total"], hosts["ok"], hosts["partial"], hosts["unreachable"],
             ", ".join("%d %s" % (sev.get(s, 0), s) for s in fm.SEVERITIES)),
         "",
+    ]
+    if report.get("warnings"):
+        out += ["**Warnings:**", ""] + ["- %s" % w for w in report["warnings"]] + [""]
+    out += [
         "| Host | Status | Worst | Findings |",
         "| --- | --- | --- | --- |",
     ]

@@ -50,12 +50,40 @@ def test_fqcn_playbook_default_report_dir_is_relative_to_the_working_directory(t
     (["-e", "agentops_report_dir=/proc/agentops-cannot-write"], "Cannot write the incident report under /proc/agentops-cannot-write"),
     (["-e", "agentops_incident_id=../../etc"], "incident id '../../etc' may only hold letters, digits"),
     (["-e", '{"agentops_checks": ["cpu"]}'], "value of diagnose_checks must be one or more of: host, process"),
+    (["-e", "agentops_top_n=-1"], "agentops_top_n must be between 0 and 1000, got -1."),
+    (["-e", "agentops_top_n=100000"], "agentops_top_n must be between 0 and 1000, got 100000."),
+    (["-e", "agentops_leak_window=-5"], "agentops_leak_window must be between 0 and 600, got -5."),
+    (["-e", "agentops_leak_window=86400"], "agentops_leak_window must be between 0 and 600, got 86400."),
+    (["-e", "agentops_mount_timeout=-1"], "agentops_mount_timeout must be between 0 and 60, got -1."),
+    (["-e", "agentops_pg_port=70000"], "agentops_pg_port must be between 1 and 65535, got 70000."),
+    (["-e", "agentops_log_window=-1"], "agentops_log_window must be between 0 and 100000000, got -1."),
+    (["-e", "agentops_sev1_host_ratio=1.5"], "agentops_sev1_host_ratio must be between 0.01 and 1, got 1.5."),
+    (["-e", '{"agentops_thresholds": {"host.disk_spce": {"high": 85}}}'],
+     "agentops_thresholds: thresholds names unknown rule 'host.disk_spce' (did you mean host.disk_space?)"),
+    (["-e", '{"agentops_thresholds": {"host.disk_space": {"hihg": 85}}}'], "thresholds for host.disk_space has no level 'hihg'"),
+    (["-e", '{"agentops_thresholds": {"host.disk_space": {"high": -5}}}'], "threshold host.disk_space.high must be a finite number"),
+    (["-e", '{"agentops_process_patterns": ["node", "(claude"]}'],
+     "agentops_process_patterns entry '(claude' is not a valid regular expression"),
 ])
-def test_bad_input_fails_with_one_clear_sentence(extra, sentence):
-    proc = playbook("playbooks/diagnose.yml", *extra)
+def test_bad_input_fails_with_one_clear_sentence(extra, sentence, tmp_path):
+    proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % (tmp_path / "reports"), *extra)
     assert proc.returncode != 0
     assert sentence in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+    if "report_dir" not in " ".join(extra):
+        assert not (tmp_path / "reports").exists(), "nothing may be done after bad input"
+
+
+def test_a_misspelled_variable_warns_in_the_output_and_the_report(tmp_path):
+    proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % tmp_path, "-e", "agentops_incident_id=TYPO-1",
+                    "-e", "agentops_leak_windw=60", "-e", "process_reaper_dryrun=false")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    warning = "agentops_leak_windw is not a variable of agentops.runbooks (did you mean agentops_leak_window?); it has no effect."
+    assert warning in " ".join((proc.stdout + proc.stderr).split())
+    report = json.loads((tmp_path / "TYPO-1" / "report.json").read_text())
+    assert warning in report["warnings"]
+    assert any(w.startswith("process_reaper_dryrun is not a variable") and "process_reaper_dry_run" in w for w in report["warnings"])
+    assert warning in (tmp_path / "TYPO-1" / "report.md").read_text()
 
 
 def test_set_stats_publishes_one_global_summary_for_awx(tmp_path):

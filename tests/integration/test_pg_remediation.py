@@ -152,3 +152,24 @@ def test_database_level_timeouts(pg_server):
     assert rc == 0 and reset["queries"] == ['ALTER DATABASE "postgres" RESET lock_timeout']
     rc, missing = run_module("pg_role_timeouts", conn_args(pg_server, in_database="nope", timeouts={"lock_timeout": "1s"}))
     assert rc != 0 and missing["msg"] == "Database nope does not exist."
+
+
+@pytest.mark.parametrize("flag", ["y", "dry", "1"])
+def test_remediate_postgres_with_an_unclear_dry_run_flag_stops_and_terminates_nothing(pg_server, incident, tmp_path, flag):
+    """`pg_connections_dry_run=y` used to read as false and terminate sessions; now it stops the play first."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from helpers import COLLECTIONS_PATH, REPO
+    extra = {"agentops_pg_host": pg_server["host"], "agentops_pg_port": pg_server["port"], "agentops_pg_user": "postgres",
+             "agentops_pg_password": pg_server["password"], "pg_connections_terminate_idle_in_transaction_after": 1}
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH)
+    run = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/remediate_postgres.yml",
+                          "-i", "inventories/localhost.yml", "-e", json.dumps(extra), "-e", "pg_connections_dry_run=%s" % flag],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output[-2000:]
+    assert "pg_connections_dry_run" in output and "Traceback" not in output
+    assert pg_server["password"] not in output
+    assert alive(pg_server, [incident["holder"], incident["protected"]]) == {incident["holder"], incident["protected"]}

@@ -23,7 +23,7 @@ def test_grade(rule_id, value, overrides, expected):
     ({"host.nope": {"high": 1}}, "unknown rule 'host.nope'"),
     ({"host.disk_space": {"extreme": 1}}, "has no level 'extreme'"),
     ({"host.disk_space": {"high": "lots"}}, "must be a number"),
-    ({"host.disk_space": {"high": -1}}, "must not be negative"),
+    ({"host.disk_space": {"high": -1}}, "must be a finite number of at least 0"),
     ({"host.disk_space": 90}, "must be a mapping"),
 ])
 def test_validate_thresholds_rejects_bad_input_with_one_sentence(overrides, message):

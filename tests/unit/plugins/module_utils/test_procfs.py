@@ -54,3 +54,75 @@ def test_real_proc_reads_this_process():
     assert soft is None or soft >= proc.fd_count(me)
     assert not procfs.is_kernel_thread(stat)
     assert procfs.is_kernel_thread(proc.stat(2))  # kthreadd
+
+
+@pytest.mark.parametrize("comm, argv, pattern, expected", [
+    ("node", ["node", "/usr/bin/npx", "claude"], "npx", True),  # the script an interpreter runs
+    ("node", ["/usr/bin/node", "--max-old-space-size=4096", "/srv/agent/server.js"], "server.js", True),
+    ("tail", ["tail", "-f", "/var/log/app/node"], "node", False),  # an argument, not the program
+    ("less", ["less", "/srv/claude"], "claude", False),
+    ("grep", ["grep", "node", "/etc/passwd"], "node", False),
+    ("node", ["node", "-e", "claude"], "claude", False),  # inline code names no script
+    ("bash", ["bash", "-c", "node"], "node", False),
+    ("env", ["/usr/bin/env", "NODE_ENV=production", "node", "app.js"], "node", True),
+    ("claude", ["claude", "--print", "node"], "node", False),  # claude is not an interpreter
+    ("python3", ["python3", "/opt/tools/claude"], "claude", True),
+    ("MainThread", ["claude"], "claude", True),  # argv[0]
+    ("claude", [], "claude", True),  # comm
+])
+def test_patterns_match_the_program_never_an_ordinary_argument(comm, argv, pattern, expected):
+    assert procfs.is_agent(procfs.compile_patterns([pattern]), comm, argv) is expected
+
+
+@pytest.mark.parametrize("cgroup, unit, container", [
+    ("9:name=systemd:/system.slice/agent.service\n0::/\n", "agent.service", None),
+    ("0::/system.slice/agent-worker.service\n", "agent-worker.service", None),
+    ("0::/system.slice/run-r1234.scope\n", "run-r1234.scope", None),
+    ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/agent.service\n", "agent.service", None),
+    ("0::/user.slice/user-1000.slice/session-3.scope\n", None, None),  # a login session: can hold real orphans
+    ("9:name=systemd:/init.scope\n", None, None),
+    ("9:name=systemd:/\n0::/\n", None, None),
+    ("12:memory:/docker/0123456789abcdef\n0::/\n", None, "/docker/0123456789abcdef"),
+    ("0::/docker/0123456789abcdef/system.slice/agent.service\n", "agent.service", "/docker/0123456789abcdef"),
+    ("0::/system.slice/docker-0123456789abcdef.scope\n", "docker-0123456789abcdef.scope", "/system.slice/docker-0123456789abcdef.scope"),
+    ("0::/machine.slice/libpod-0123456789abcdef.scope/container\n", "libpod-0123456789abcdef.scope",
+     "/machine.slice/libpod-0123456789abcdef.scope"),
+    ("0::/kubepods/burstable/pod1234/0123456789abcdef\n", None, "/kubepods/burstable/pod1234/0123456789abcdef"),
+    ("0::/kubepods.slice/kubepods-burstable.slice/cri-containerd-0123456789abcdef.scope\n", "cri-containerd-0123456789abcdef.scope",
+     "/kubepods.slice/kubepods-burstable.slice/cri-containerd-0123456789abcdef.scope"),
+    ("4:memory:/process_api/0e61\n0::/\n", None, None),
+])
+def test_systemd_unit_and_container_from_the_cgroup_file(cgroup, unit, container):
+    paths = procfs.parse_cgroup(cgroup)
+    assert procfs.systemd_unit(paths) == unit
+    assert procfs.container_of(paths) == container
+
+
+def _cgroup(fake_proc, pid, text, namespace=None):
+    fake_proc.write("%d/cgroup" % pid, text)
+    if namespace:
+        os.makedirs(os.path.join(fake_proc.root, str(pid), "ns"), exist_ok=True)
+        os.symlink(namespace, os.path.join(fake_proc.root, str(pid), "ns", "pid"))
+
+
+def test_supervision_compares_with_the_readers_own_namespace_and_container(fake_proc):
+    _cgroup(fake_proc, 42, "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[1]")  # the diagnosis itself runs in container aaaa
+    for pid, comm, argv, cgroup, namespace in (
+            (100, "node", ["node"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[1]"),  # same container, same namespace: judged normally
+            (101, "node", ["node"], "0::/docker/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n", "pid:[1]"),  # another container
+            (102, "node", ["node"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[2]"),  # another PID namespace
+            (103, "node", ["node"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/system.slice/agent.service\n", "pid:[1]"),
+            (104, "PM2 v5.3.0: God", ["PM2 v5.3.0: God Daemon (/root/.pm2)"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[1]"),
+            (105, "node", ["node", "/usr/lib/node_modules/pm2/lib/Daemon.js"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[1]")):
+        fake_proc.process(pid, comm=comm, argv=argv)
+        _cgroup(fake_proc, pid, cgroup, namespace)
+    fake_proc.process(106, comm="node", argv=["node"])  # no cgroup file readable: nothing known owns it
+    supervision = procfs.Supervision(procfs.ProcFS(fake_proc.root), own_pid=42)
+    owners = dict((pid, supervision.owner(pid, procfs.ProcFS(fake_proc.root).stat(pid)["comm"],
+                                          procfs.ProcFS(fake_proc.root).cmdline(pid))) for pid in range(100, 107))
+    assert owners[100] is None
+    assert owners[101] == ("container", "/docker/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+    assert owners[102] == ("container", "PID namespace pid:[2]")
+    assert owners[103] == ("systemd", "agent.service")
+    assert owners[104][0] == "supervisor" and owners[105] == ("supervisor", "pm2")
+    assert owners[106] is None

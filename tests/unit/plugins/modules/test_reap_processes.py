@@ -69,12 +69,12 @@ def test_guardrails_root_by_default_min_age_and_the_limit(faults):
     state = faults("--orphans", "3")
     rc, result = run_module("reap_processes", args(allowed_users=[], _ansible_check_mode=True))
     assert result["orphans"] == []
-    assert set(s["why"] for s in result["skipped"] if s.get("name") == "claude") == {"user root is not in allowed_users"}
+    assert set(s["why"] for s in result["left_alone"] if s.get("name") == "claude") == {"user root is not in allowed_users"}
     rc, result = run_module("reap_processes", args(min_age=3600, _ansible_check_mode=True))
-    assert result["orphans"] == [] and all("younger than min_age" in s["why"] for s in result["skipped"] if s.get("name") == "claude")
+    assert result["orphans"] == [] and all("younger than min_age" in s["why"] for s in result["left_alone"] if s.get("name") == "claude")
     rc, result = run_module("reap_processes", args(max_processes=1))
     assert len([o for o in result["orphans"] if o["gone"]]) == 1
-    assert sum(1 for s in result["skipped"] if s["why"] == "over the limit of 1 processes per run") == 2
+    assert sum(1 for s in result["left_alone"] if s["why"] == "over the limit of 1 processes per run") == 2
     assert sum(1 for pid in state["orphans"] if alive(pid)) == 2
 
 
@@ -87,7 +87,7 @@ def test_zombies_of_pid_1_are_never_signalled(faults):
     for item in result["zombies"]:
         if item["ppid"] == 1:
             assert item["signals"] == 0
-            assert any(s["pid"] == 1 for s in result["skipped"])
+            assert any(s["pid"] == 1 for s in result["left_alone"])
 
 
 def test_sigkill_after_the_grace_period_for_a_process_that_ignores_sigterm(tmp_path):

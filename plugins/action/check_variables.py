@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentops.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Check a role's variables before it does anything: typos warn, bad flags and out-of-range numbers fail."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import variables
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _VALID_ARGS = frozenset(("flags", "ranges", "thresholds", "patterns", "public"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        task_vars = task_vars or {}
+        args = self._task.args
+        unknown_args = sorted(set(args) - self._VALID_ARGS)
+        if unknown_args:
+            return dict(result, failed=True, msg="check_variables does not take %s; it takes %s." % (
+                ", ".join(unknown_args), ", ".join(sorted(self._VALID_ARGS))))
+        unknown = variables.unknown_variables(task_vars)
+        messages = [variables.warning(item) for item in unknown]
+        result.update(changed=False, unknown_variables=unknown, messages=messages)
+        if messages:
+            result["warnings"] = messages
+
+        def value(name):
+            return self._templar.template(task_vars[name]) if name in task_vars else None
+
+        try:
+            problems = variables.problems(value, args.get("flags") or [], args.get("ranges") or {},
+                                          args.get("thresholds"), args.get("patterns") or [], args.get("public") or {},
+                                          set(task_vars))
+        except ValueError as exc:
+            return dict(result, failed=True, msg=str(exc))
+        if problems:
+            return dict(result, failed=True, msg=problems[0] + (" (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:]))
+                                                                 if len(problems) > 1 else ""), problems=problems)
+        return result
