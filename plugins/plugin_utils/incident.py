@@ -37,9 +37,37 @@ STATUSES = ("ok", "partial", "unreachable")
 COLLECTION = "agentops.runbooks"
 
 
+# What a report says about a signal family that did not run on a host, and how to turn it on.
+FAMILIES = {
+    "host": {"title": "host resources", "enable": "add host to agentops_checks"},
+    "process": {"title": "processes", "enable": "add process to agentops_checks"},
+    "pg": {"title": "PostgreSQL", "enable": "set agentops_pg_host"},
+    "logs": {"title": "logs", "enable": "set agentops_log_paths (or agentops_journald_units)"},
+}
+
+
 def _result_error(result):
-    msg = result.get("msg") or result.get("module_stderr") or result.get("exception") or "no error message"
-    return " ".join(str(msg).split())[:500]
+    """One line for what went wrong: the message, plus the last line of the module's stderr when it crashed."""
+    msg = result.get("msg") or result.get("exception") or "no error message"
+    stderr = [line.strip() for line in str(result.get("module_stderr") or "").splitlines() if line.strip()]
+    text = " ".join(str(msg).split())
+    if stderr and stderr[-1] not in text:
+        text = "%s (%s)" % (text, stderr[-1])
+    if result.get("timedout"):
+        text = "timed out: " + text
+    return text[:500]
+
+
+def check_failed(result):
+    """True when a registered module result says the check did not run to the end.
+
+    ``failed_when: false`` clears ``failed`` in the registered result (ansible-core 2.19), so failure is read
+    from what the module returned: an exception, a crash (``module_stderr``, a non-zero ``rc``), a time-out,
+    or no ``facts`` at all (every diagnostic module returns them when it completes).
+    """
+    return bool(result.get("failed") or result.get("exception") or result.get("timedout") or result.get("module_stderr")
+                or result.get("rc") not in (None, 0) or result.get("failed_when_suppressed_exception")
+                or not isinstance(result.get("facts"), dict))
 
 
 def diagnose_result(results, host=None):
@@ -58,7 +86,7 @@ def diagnose_result(results, host=None):
             record["checks"][check] = {"status": "unreachable", "error": error}
             record["findings"].append(fm.make("diagnose.unreachable", "critical", {"error": error, "host": host or "HOST"}))
             break
-        if result.get("failed"):
+        if check_failed(result):
             error = _result_error(result)
             record["checks"][check] = {"status": "failed", "error": error, "changed": bool(result.get("changed"))}
             record["findings"].append(fm.make("diagnose.check_failed", "unknown", {"check": check, "error": error, "host": host or "HOST"}, subject=check))
@@ -147,9 +175,13 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
     for record in records.values():
         host_counts[record["status"]] = host_counts.get(record["status"], 0) + 1
     host_counts["total"] = len(records)
+    spots = blind_spots(records)
     return {
         "incident_id": str(incident_id),
         "severity": severity,
+        "verdict": severity + (" (limited visibility)" if spots and severity == "SEV-4" else ""),
+        "visibility": "limited" if spots else "full",
+        "not_checked": spots,
         "severity_reason": reason,
         "generated_at": generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generator": {"collection": COLLECTION, "version": version},
@@ -157,6 +189,51 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
         "summary": {"hosts": host_counts, "by_severity": by_severity, "by_rule": dict(sorted(by_rule.items()))},
         "warnings": [str(w) for w in (warnings or [])],
     }
+
+
+def blind_spots(records):
+    """What the diagnosis could not see, per host: families not run (and how to turn them on), checks that failed,
+    parts a check could not read, processes hidden from the connecting user, unreachable hosts."""
+    spots = []
+    for host, record in sorted(records.items()):
+        if record.get("status") == "unreachable":
+            error = next((f["evidence"].get("error") for f in record.get("findings") or [] if f.get("id") == "diagnose.unreachable"), "")
+            spots.append({"host": host, "family": "all", "what": "nothing checked: host unreachable (%s)" % error,
+                          "how": "check the host from its console, then re-run"})
+            continue
+        for family, check in sorted((record.get("checks") or {}).items()):
+            title = FAMILIES.get(family, {}).get("title", family)
+            status = check.get("status")
+            if status == "skipped":
+                spots.append({"host": host, "family": family, "what": "%s: not checked" % title,
+                              "how": FAMILIES.get(family, {}).get("enable", "add %s to agentops_checks" % family)})
+            elif status == "failed":
+                spots.append({"host": host, "family": family, "what": "%s: check failed - %s" % (title, check.get("error")),
+                              "how": "re-run with -vvv --limit %s" % host})
+            elif status == "partial":
+                parts = check.get("incomplete") or []
+                spots.append({"host": host, "family": family, "what": "%s: %d part(s) not read - %s" % (
+                    title, len(parts), "; ".join("%s: %s" % (i.get("check"), i.get("error")) for i in parts[:3])),
+                    "how": "check permissions (become) and re-run"})
+        process = (record.get("facts") or {}).get("process") or {}
+        if process.get("unreadable"):
+            seen = (process.get("process_count") or 0) + process["unreadable"]
+            spots.append({"host": host, "family": "process", "what": "processes: %d of %d unreadable" % (process["unreadable"], seen),
+                          "how": "run with become"})
+    return spots
+
+
+def first_fix(report):
+    """(finding, host) of the worst real finding across the incident, the one to act on first; (None, None) if none."""
+    best = None
+    for host, record in sorted(report["hosts"].items()):
+        for item in record.get("findings") or []:
+            if item.get("severity") in ("unknown", "info") or item.get("id", "").startswith("diagnose."):
+                continue
+            key = fm.sort_key(item)
+            if best is None or key < best[0]:
+                best = (key, item, host)
+    return (best[1], best[2]) if best else (None, None)
 
 
 def report_stats(report, paths=None):
@@ -173,6 +250,9 @@ def report_stats(report, paths=None):
     return {
         "incident_id": report["incident_id"],
         "severity": report["severity"],
+        "verdict": report.get("verdict") or report["severity"],
+        "visibility": report.get("visibility"),
+        "not_checked": len(report.get("not_checked") or []),
         "severity_reason": report["severity_reason"],
         "generated_at": report["generated_at"],
         "summary": report["summary"],
@@ -194,15 +274,49 @@ def _evidence_lines(evidence, limit=400):
     return lines
 
 
+def _affected(report):
+    hosts = report["hosts"]
+    hit = sorted(h for h, r in hosts.items() if r.get("status") == "unreachable"
+                 or any(f.get("severity") in ("critical", "high") for f in r.get("findings") or []))
+    text = "%d of %d host(s) unreachable or with critical/high findings%s." % (
+        len(hit), len(hosts), " (%s)" % _names(hit) if hit else "")
+    users = report.get("affected") or {}
+    if users.get("users") is not None or users.get("conversations") is not None:
+        text += " %s users, %s conversations with errors in the logs." % (users.get("users", 0), users.get("conversations", 0))
+    return text
+
+
+def _not_checked(spots):
+    if not spots:
+        return "nothing: every check ran on every host."
+    grouped = {}
+    for spot in spots:
+        grouped.setdefault((spot["what"], spot["how"]), []).append(spot["host"])
+    return "; ".join("%s on %s (%s)" % (what, _names(sorted(hosts), 3), how) for (what, how), hosts in grouped.items()) + "."
+
+
+def _first_fix(report):
+    item, host = first_fix(report)
+    if item is None:
+        return "none needed: no problem was found." if report.get("visibility") == "full" else \
+            "none from what was checked; see what was not checked above."
+    fix = item.get("fix") or {}
+    action = "`%s`" % fix["command"] if fix.get("command") else (fix.get("summary") or "see the finding")
+    return "%s - %s (`%s` on %s)" % (action, fix.get("summary") or item["title"], item["id"], host)
+
+
 def report_markdown(report):
     """The human report: verdict first, then per host the findings worst first."""
     summary = report["summary"]
     hosts = summary["hosts"]
     sev = summary["by_severity"]
+    verdict = report.get("verdict") or report["severity"]
     out = [
-        "# Incident %s: %s" % (report["incident_id"], report["severity"]),
-        "",
-        "**Verdict: %s**: %s." % (report["severity"], report["severity_reason"]),
+        "# Incident %s: %s" % (report["incident_id"], verdict),
+        "- **Verdict:** %s - %s." % (verdict, report["severity_reason"]),
+        "- **Affected:** %s" % _affected(report),
+        "- **Not checked:** %s" % _not_checked(report.get("not_checked")),
+        "- **First fix:** %s" % _first_fix(report),
         "",
         "Generated %s by %s %s. Hosts: %d (%d ok, %d partial, %d unreachable). Findings: %s." % (
             report["generated_at"], COLLECTION, (report.get("generator") or {}).get("version") or "",

@@ -33,7 +33,8 @@ def test_make_diagnose_writes_a_report_and_prints_the_verdict(tmp_path):
         report = json.load(handle)
     assert re.match(r"^SEV-[1-4]$", report["severity"])
     assert report["hosts"]["localhost"]["status"] in ("ok", "partial")
-    assert "%s: %s" % (report["severity"], report["severity_reason"]) in proc.stdout
+    assert "%s: %s" % (report["verdict"], report["severity_reason"]) in proc.stdout
+    assert report["verdict"].startswith(report["severity"])
     assert "Report: %s/report.md" % report_dir in proc.stdout
     assert "changed=0" in proc.stdout and "failed=0" in proc.stdout
 

@@ -109,7 +109,7 @@ def test_markdown_verdict_first_then_hosts_worst_first_with_fix_commands():
     text = incident.report_markdown(sample_report())
     lines = text.splitlines()
     assert lines[0] == "# Incident INC-42: SEV-2"
-    assert lines[2].startswith("**Verdict: SEV-2**")
+    assert lines[1].startswith("- **Verdict:** SEV-2 - ")
     sections = [line for line in lines if line.startswith("## ")]
     assert sections == ["## db-1 (unreachable)", "## web-1 (ok)", "## web-2 (partial)"]
     web1 = text.index("## web-1")
@@ -131,3 +131,67 @@ def test_a_rollback_in_the_same_run_is_part_of_the_host_record():
                                       ["web-1"], "INC-7", generated_at="2026-11-25T03:00:00Z")
     assert report["hosts"]["web-1"]["rollback"] == rollback
     assert "Rollback: **switched**, r3 -> r2 in 4.2 s, 1 health probe(s)." in incident.report_markdown(report)
+
+
+# What ansible-core 2.19 registers for a diagnostic task with failed_when: false (recorded from real runs):
+# the flag is cleared, so failure must be read from the rest of the result.
+CRASHED = {"changed": False, "failed": False, "failed_when_result": False, "failed_when_suppressed_exception": "(traceback unavailable)",
+           "module_stderr": "Traceback (most recent call last):\n  File \"<stdin>\", line 1, in <module>\n"
+                            "RuntimeError: forced failure of host_facts for a test\n",
+           "module_stdout": "", "msg": "Module result deserialization failed: No start of json char found", "rc": 1}
+REFUSED = {"changed": False, "failed": False, "failed_when_result": False, "msg": "leak_window must be between 0 and 600 seconds, got -1."}
+TIMED_OUT = {"changed": False, "failed": False, "failed_when_result": False, "msg": "The action timed out after 1 seconds.",
+             "timedout": {"frame": "...", "period": 1}}
+TIMED_OUT_IGNORED = {"changed": False, "exception": "(traceback unavailable)", "failed": True,
+                     "msg": "Task failed: Timed out after 1 second(s).", "timedout": {"frame": "...", "period": 1}}
+NO_INTERPRETER = {"changed": False, "failed": False, "failed_when_result": False, "module_stderr": "/bin/sh: 1: /x/python: not found\n",
+                  "module_stdout": "", "msg": "The module interpreter '/x/python' was not found.", "rc": 127}
+
+
+@pytest.mark.parametrize("result, words", [
+    (CRASHED, "Module result deserialization failed: No start of json char found (RuntimeError: forced failure of host_facts"),
+    (REFUSED, "leak_window must be between 0 and 600 seconds, got -1."),
+    (TIMED_OUT, "timed out: The action timed out after 1 seconds."),
+    (TIMED_OUT_IGNORED, "timed out: Task failed: Timed out after 1 second(s)."),
+    (NO_INTERPRETER, "The module interpreter '/x/python' was not found."),
+    ({"changed": False, "failed": True, "msg": "boom"}, "boom"),
+])
+def test_a_check_that_did_not_finish_is_failed_never_ok(result, words):
+    record = incident.diagnose_result({"host": result, "process": module_result()}, "web-1")
+    assert record["checks"]["host"]["status"] == "failed"
+    assert words in record["checks"]["host"]["error"]
+    assert record["checks"]["process"]["status"] == "ok"
+    assert record["status"] == "partial"
+    report = incident.incident_report({"web-1": {"diagnose_result": record}}, ["web-1"], "INC-9")
+    assert report["verdict"] == "SEV-4 (limited visibility)" and report["visibility"] == "limited"
+    spot = [s for s in report["not_checked"] if s["family"] == "host"][0]
+    assert spot["what"].startswith("host resources: check failed - ") and words in spot["what"]
+    lines = incident.report_markdown(report).splitlines()
+    assert lines[0] == "# Incident INC-9: SEV-4 (limited visibility)"
+    assert lines[3].startswith("- **Not checked:** host resources: check failed - ")
+
+
+def test_the_first_five_lines_say_verdict_why_affected_not_checked_first_fix():
+    ok = module_result()
+    record = incident.diagnose_result({"host": ok, "process": module_result(
+        fm.make("proc.zombie", "high", {"count": 120, "ppid": 4242, "parent_name": "node"}, subject="ppid 4242")),
+        "pg": {"skipped": True, "changed": False}, "logs": {"skipped": True, "changed": False}}, "web-1")
+    record["facts"]["process"] = {"process_count": 113, "unreadable": 67}
+    report = incident.incident_report({"web-1": {"diagnose_result": record}}, ["web-1"], "INC-3")
+    lines = incident.report_markdown(report).splitlines()
+    assert lines[0] == "# Incident INC-3: SEV-3"
+    assert lines[1].startswith("- **Verdict:** SEV-3 - high-severity findings on 1 of 1 host(s) (web-1)")
+    assert lines[2] == "- **Affected:** 1 of 1 host(s) unreachable or with critical/high findings (web-1)."
+    assert "PostgreSQL: not checked on web-1 (set agentops_pg_host)" in lines[3]
+    assert "logs: not checked on web-1 (set agentops_log_paths" in lines[3]
+    assert "processes: 67 of 180 unreadable on web-1 (run with become)" in lines[3]
+    assert lines[4].startswith("- **First fix:** `") and "(`proc.zombie` on web-1)" in lines[4]
+
+
+def test_a_clean_run_that_saw_everything_is_a_bare_sev4():
+    record = incident.diagnose_result({name: module_result() for name in ("host", "process", "pg", "logs")}, "web-1")
+    report = incident.incident_report({"web-1": {"diagnose_result": record}}, ["web-1"], "INC-4")
+    assert report["verdict"] == "SEV-4" and report["visibility"] == "full" and report["not_checked"] == []
+    lines = incident.report_markdown(report).splitlines()
+    assert lines[3] == "- **Not checked:** nothing: every check ran on every host."
+    assert lines[4] == "- **First fix:** none needed: no problem was found."
