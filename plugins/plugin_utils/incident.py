@@ -22,14 +22,41 @@ Severity rules (also in docs/Incident-Severity.md; keep both in step):
 
 ``unknown`` findings (checks that could not run) never lower a severity and never raise
 it on their own; they make the host ``partial`` and are counted in the verdict.
+
+Before classifying, every finding is weighed (``assess``):
+
+* **Recency.** A finding derived from events (log lines, kernel OOM kills, reboots) carries first seen, last seen
+  and a count. When its last occurrence is older than ``recent_window`` (``agentops_recent_window``, default 900 s)
+  before the diagnosis it is *historical*: it stays in the report, marked so, but is capped at ``high``, so that on
+  its own it cannot raise the incident above SEV-3.
+* **State beats history.** A log finding that the host's current state contradicts drops to ``info`` and says why:
+  ``log.enospc`` while every filesystem is below the lowest ``host.disk_space``/``host.disk_inodes`` threshold;
+  ``log.pg_connections`` while PostgreSQL uses under 80% of its usable slots; ``log.emfile`` while no process is
+  near its descriptor limit. Only a state that was measured in the same run can contradict.
+* **Confidence** (0 to 1, in every finding): measured now on the host (``host.*``, ``proc.*``, ``pg.*`` state)
+  0.9; derived from events 0.5, plus 0.1 when seen at least 10 times, plus 0.2 when last seen within the recent
+  window; historical at most 0.3; contradicted by current state 0.1; a module that computed its own confidence
+  (the fit of a memory-leak slope) keeps it. A ``critical`` finding whose confidence is below 0.5 counts as
+  ``high`` for the classification.
+
+Worked examples (one host, default thresholds):
+
+* 60% of the log entries of the last 15 minutes are errors: ``log.error_rate`` critical, confidence 0.8 - the host
+  is affected and, being the whole fleet, SEV-1; on one host of three, SEV-2.
+* 35% errors in the last 15 minutes: ``log.error_rate`` high - SEV-3.
+* One ``ENOSPC`` line from 20 hours ago: historical, capped at high - at most SEV-3; with the disk now 21% full it
+  is contradicted and drops to info - SEV-4.
+* A Node process that grew 60 MB while warming up and then stayed flat: no ``proc.memory_leak`` at all.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import datetime
 import json
+import time
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 
@@ -102,6 +129,86 @@ def diagnose_result(results, host=None):
     return record
 
 
+# Log findings that a measured current state contradicts: rule -> (family whose facts decide, test on those facts).
+def _disk_now(facts):
+    mounts = facts.get("mounts") or []
+    if not mounts:
+        return None
+    lowest = min(list(fm.thresholds_for("host.disk_space").values()) + list(fm.thresholds_for("host.disk_inodes").values()))
+    space = max(m.get("used_percent") or 0 for m in mounts)
+    inodes = max(m.get("inodes_used_percent") or 0 for m in mounts)
+    if space < lowest and inodes < lowest:
+        return "every filesystem has room now (at most %s%% of space and %s%% of inodes used)" % (space, inodes)
+    return None
+
+
+def _pg_now(facts):
+    slots = facts.get("slots") or {}
+    if slots.get("used_percent") is not None and slots["used_percent"] < 80:
+        return "PostgreSQL now uses %s%% of its usable connection slots" % slots["used_percent"]
+    return None
+
+
+def _fds_now(facts):
+    if "near_fd_limit" in facts and not facts["near_fd_limit"]:
+        return "no process is near its descriptor limit now"
+    return None
+
+
+CONTRADICTED_BY = {"log.enospc": ("host", _disk_now), "log.pg_connections": ("pg", _pg_now), "log.emfile": ("process", _fds_now)}
+EVENT_RULES = ("proc.oom_kill", "host.recent_reboot")
+
+
+def is_event(rule_id):
+    """Findings derived from events (log lines, kernel OOM kills, reboots) rather than from state measured now."""
+    return (rule_id.startswith("log.") and rule_id != "log.check_incomplete") or rule_id in EVENT_RULES
+
+
+def _epoch(text):
+    try:
+        return datetime.datetime.strptime(str(text)[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def assess(record, now, recent_window=900):
+    """Weigh one host's findings in place: recency, state beats history, confidence (rules in the module docstring)."""
+    facts = record.get("facts") or {}
+    for item in record.get("findings") or []:
+        rule = item.get("id", "")
+        if item.get("severity") == "unknown" or rule.startswith("diagnose."):
+            continue
+        if not is_event(rule):
+            item.setdefault("confidence", 0.9)
+            continue
+        evidence = item.get("evidence") or {}
+        last = _epoch(evidence.get("last_seen") or evidence.get("when") or "")
+        count = evidence.get("count") or 1
+        confidence = 0.5 + (0.1 if count >= 10 else 0.0)
+        if last is not None:
+            age = max(0, int(now - last))
+            item["last_seen_age_seconds"] = age
+            if age > recent_window:
+                item["historical"] = True
+                confidence = min(confidence, 0.3)
+                if item["severity"] == "critical":
+                    item["severity_observed"], item["severity"] = "critical", "high"
+            else:
+                confidence += 0.2
+        family, test = CONTRADICTED_BY.get(rule, (None, None))
+        if family and family in facts and (record.get("checks") or {}).get(family, {}).get("status") in ("ok", "partial"):
+            why = test(facts[family] or {})
+            if why:
+                item["contradicted_by"] = why
+                item.setdefault("severity_observed", item["severity"])
+                item["severity"] = "info"
+                confidence = 0.1
+        if "confidence" not in item or item.get("historical") or item.get("contradicted_by"):
+            item["confidence"] = round(min(confidence, item.get("confidence", 1.0)), 2)
+    record["findings"] = fm.ordered(record.get("findings") or [])
+    return record
+
+
 def unreachable_record(host, error):
     return {
         "status": "unreachable",
@@ -118,8 +225,8 @@ def incident_severity(hosts, sev1_host_ratio=0.5):
         return "SEV-4", "no hosts were diagnosed"
     unreachable = sorted(h for h, r in hosts.items() if r.get("status") == "unreachable")
     critical = sorted(h for h, r in hosts.items() if r.get("status") != "unreachable"
-                      and any(f.get("severity") == "critical" for f in r.get("findings") or []))
-    high = sorted(h for h, r in hosts.items() if any(f.get("severity") == "high" for f in r.get("findings") or []))
+                      and any(f.get("severity") == "critical" and f.get("confidence", 1) >= 0.5 for f in r.get("findings") or []))
+    high = sorted(h for h, r in hosts.items() if any(f.get("severity") in ("high", "critical") for f in r.get("findings") or []))
     affected = len(unreachable) + len(critical)
     parts = []
     if unreachable:
@@ -140,7 +247,8 @@ def _names(hosts, limit=5):
     return shown + (" and %d more" % (len(hosts) - limit) if len(hosts) > limit else "")
 
 
-def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_ratio=0.5, version=None, warnings=None):
+def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_ratio=0.5, version=None, warnings=None,
+                    recent_window=900):
     """Build the report from ``hostvars`` for ``hosts`` (``ansible_play_hosts_all``).
 
     A host without a ``diagnose_result`` never got as far as recording one:
@@ -152,6 +260,12 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
         raise ValueError("sev1_host_ratio must be a number between 0 and 1, got %r." % (sev1_host_ratio,))
     if not 0 < ratio <= 1:
         raise ValueError("sev1_host_ratio must be a number between 0 and 1, got %r." % (sev1_host_ratio,))
+    try:
+        recent_window = float(recent_window)
+    except (TypeError, ValueError):
+        raise ValueError("recent_window must be a number of seconds, got %r." % (recent_window,))
+    generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _epoch(generated_at) or time.time()
     records = {}
     for host in hosts:
         try:
@@ -161,7 +275,7 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
             record, rollback = None, None
         if not isinstance(record, dict):
             record = unreachable_record(host, "the host returned no diagnosis (unreachable or failed before diagnosing)")
-        records[host] = dict(record, findings=fm.ordered(record.get("findings") or []))
+        records[host] = assess(copy.deepcopy(dict(record)), now, recent_window)
         if isinstance(rollback, dict):  # deploy_rollback ran earlier in the same run
             records[host]["rollback"] = rollback
     severity, reason = incident_severity(records, ratio)
@@ -183,7 +297,8 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
         "visibility": "limited" if spots else "full",
         "not_checked": spots,
         "severity_reason": reason,
-        "generated_at": generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": generated_at,
+        "recent_window_seconds": recent_window,
         "generator": {"collection": COLLECTION, "version": version},
         "hosts": records,
         "summary": {"hosts": host_counts, "by_severity": by_severity, "by_rule": dict(sorted(by_rule.items()))},
@@ -274,6 +389,15 @@ def _evidence_lines(evidence, limit=400):
     return lines
 
 
+def _age(seconds):
+    if seconds is None:
+        return "long"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return "%d %s" % (seconds // size, unit)
+    return "%d s" % seconds
+
+
 def _affected(report):
     hosts = report["hosts"]
     hit = sorted(h for h, r in hosts.items() if r.get("status") == "unreachable"
@@ -350,8 +474,18 @@ def report_markdown(report):
                 "### %d. [%s] `%s`: %s%s" % (number, item["severity"].upper(), item["id"], item["title"], subject),
                 "",
                 "- **Symptom:** %s" % item["symptom"],
-                "- **Evidence:**",
             ]
+            weight = ["confidence %s" % item["confidence"]] if item.get("confidence") is not None else []
+            if item.get("historical"):
+                weight.append("historical: last seen %s before the diagnosis, so it cannot raise the incident above SEV-3 on its own"
+                              % _age(item.get("last_seen_age_seconds")))
+            if item.get("contradicted_by"):
+                weight.append("contradicted by the current state: %s" % item["contradicted_by"])
+            if item.get("severity_observed"):
+                weight.append("severity %s as observed" % item["severity_observed"])
+            if weight:
+                out.append("- **Weight:** %s." % "; ".join(weight))
+            out += ["- **Evidence:**"]
             out += _evidence_lines(item.get("evidence") or {})
             fix = item.get("fix") or {}
             out += ["- **Diagnosis:** %s" % item["diagnosis"], "- **Fix:** %s" % (fix.get("summary") or "")]

@@ -195,3 +195,56 @@ def test_a_clean_run_that_saw_everything_is_a_bare_sev4():
     lines = incident.report_markdown(report).splitlines()
     assert lines[3] == "- **Not checked:** nothing: every check ran on every host."
     assert lines[4] == "- **First fix:** none needed: no problem was found."
+
+
+def log_finding(rule, severity, last_seen, count=1, **evidence):
+    evidence.update(count=count, first_seen=last_seen, last_seen=last_seen)
+    return fm.make(rule, severity, evidence)
+
+
+NOW = "2026-11-27T12:00:00Z"
+
+
+def weigh(*findings, facts=None, checks=None):
+    record = {"status": "ok", "findings": list(findings), "facts": facts or {}, "checks": checks or {}}
+    report = incident.incident_report({"web-1": {"diagnose_result": record}}, ["web-1"], "INC-5", generated_at=NOW)
+    return report, report["hosts"]["web-1"]["findings"]
+
+
+def test_an_old_log_line_is_historical_and_cannot_raise_the_incident_above_sev3():
+    report, (item,) = weigh(log_finding("log.enospc", "critical", "2026-11-26T16:00:00.000Z"))
+    assert item["historical"] is True and item["severity"] == "high" and item["severity_observed"] == "critical"
+    assert item["confidence"] <= 0.3 and item["last_seen_age_seconds"] == 20 * 3600
+    assert report["severity"] == "SEV-3"
+    assert "historical: last seen 20 h before the diagnosis" in incident.report_markdown(report)
+
+
+def test_a_recent_critical_log_finding_still_makes_the_host_affected():
+    report, (item,) = weigh(log_finding("log.enospc", "critical", "2026-11-27T11:58:00.000Z", count=12))
+    assert "historical" not in item and item["severity"] == "critical" and item["confidence"] == 0.8
+    assert report["severity"] == "SEV-1"
+
+
+@pytest.mark.parametrize("rule, family, facts, words", [
+    ("log.enospc", "host", {"mounts": [{"used_percent": 21.0, "inodes_used_percent": 3.0}]}, "at most 21.0% of space"),
+    ("log.pg_connections", "pg", {"slots": {"used_percent": 30.0}}, "30.0% of its usable connection slots"),
+    ("log.emfile", "process", {"near_fd_limit": []}, "no process is near its descriptor limit"),
+])
+def test_state_measured_now_beats_history(rule, family, facts, words):
+    report, (item,) = weigh(log_finding(rule, "critical", "2026-11-27T11:59:00.000Z"), facts={family: facts},
+                            checks={family: {"status": "ok"}})
+    assert item["severity"] == "info" and words in item["contradicted_by"] and item["confidence"] == 0.1
+    assert report["severity"] == "SEV-4"
+
+
+def test_state_not_measured_in_this_run_contradicts_nothing():
+    report, (item,) = weigh(log_finding("log.enospc", "critical", "2026-11-27T11:59:00.000Z"))
+    assert item["severity"] == "critical" and "contradicted_by" not in item
+
+
+def test_every_finding_has_a_confidence_and_low_confidence_critical_counts_as_high():
+    leak = fm.make("proc.memory_leak", "critical", {})
+    leak["confidence"] = 0.3
+    report, findings = weigh(leak, fm.make("host.disk_space", "medium", {}))
+    assert all(0 <= f["confidence"] <= 1 for f in findings)
+    assert report["severity"] == "SEV-3"
