@@ -66,8 +66,18 @@ def rules_page():
                 "- **Diagnosis:** %s" % rule["diagnosis"],
                 "- **Fix:** %s" % fix.get("summary", ""),
             ]
-            if fix.get("command"):
-                out += ["", "  ```sh", "  %s" % fix["command"].replace("{{", "{").replace("}}", "}"), "  ```", ""]
+            commands = fix.get("command") or []
+            commands = commands if isinstance(commands, list) else [commands]
+            if commands:
+                out += ["", "  ```sh"]
+                for index, command in enumerate(commands):
+                    if index:
+                        out.append("  # when that is not known:")
+                    out.append("  %s" % command.replace("{{", "{").replace("}}", "}"))
+                out += ["  ```", ""]
+                if [c for c in commands if "{" in c.replace("{{", "")]:
+                    out += ["  `{name}` is filled from the finding's evidence or the host (its pid, port, path, unit, PostgreSQL",
+                            "  host/port/user/database, never a password), shell-quoted, so the command runs as printed.", ""]
             if fix.get("playbook"):
                 out.append("- **Playbook:** `%s`" % fix["playbook"])
             out.append("")

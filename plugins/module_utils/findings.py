@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import difflib
+import shlex
 import string
 
 from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES, docs_url
@@ -46,6 +47,26 @@ def _fill(template, values):
         return string.Formatter().vformat(template, (), _Lenient(values))
     except (ValueError, IndexError, AttributeError):
         return template
+
+
+def template_fields(template):
+    """The names a ``str.format`` template needs (``{pid}`` -> ``pid``; ``{{`` escapes are not fields)."""
+    return [name for _text, name, _spec, _conv in string.Formatter().parse(template or "") if name]
+
+
+def fix_command(rule_id, values):
+    """The rule's fix command filled from ``values``, or None.
+
+    A rule's ``fix.command`` is one template or a list of alternatives, most specific first; the first whose
+    fields are all known is used, so a command never shows a ``{placeholder}``. Every value is shell-quoted
+    (a path or a log-derived name can never break out of its argument), so the command runs as printed.
+    """
+    command = (RULES[rule_id].get("fix") or {}).get("command")
+    for template in (command if isinstance(command, list) else [command] if command else []):
+        names = template_fields(template)
+        if all(values.get(name) not in (None, "") for name in names):
+            return string.Formatter().vformat(template, (), dict((name, shlex.quote(str(values[name]))) for name in names))
+    return None
 
 
 def validate_thresholds(overrides):
@@ -119,7 +140,7 @@ def make(rule_id, severity, evidence, subject=None):
         "diagnosis": _fill(rule.get("diagnosis"), evidence),
         "fix": {
             "summary": fix.get("summary"),
-            "command": _fill(fix.get("command"), evidence),
+            "command": fix_command(rule_id, evidence),
             "playbook": fix.get("playbook"),
         },
         "docs": docs_url(rule_id),

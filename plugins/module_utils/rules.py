@@ -11,8 +11,11 @@ here; modules only add evidence. ``docs/Production-Debugging-Playbooks.md`` is
 generated from this file (``make docs``) and a test fails when the two drift.
 
 Templates (``symptom``, ``diagnosis``, ``fix.command``) are ``str.format``
-templates filled from the finding's evidence; a key the evidence lacks is left
-as ``{key}`` rather than failing.
+templates filled from the finding's evidence. ``fix.command`` may be a list of
+alternatives, most specific first: the first whose keys are all known (from the
+evidence, or on the controller from the host: ``host``, ``pid`` of its largest
+agent process, ``pg_host``/``pg_port``/``pg_user``/``pg_database``) is used,
+with every value shell-quoted, so a printed command never holds a placeholder.
 
 Thresholds map a severity to the value at which it starts. ``direction`` says
 whether larger (``above``, the default) or smaller (``below``) values are worse.
@@ -123,7 +126,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Find the processes holding the most descriptors; raise fs.file-max only once a leak is ruled out.",
-            "command": "for p in /proc/[0-9]*; do echo \"$(ls $p/fd 2>/dev/null | wc -l) ${p#/proc/}\"; done | sort -n | tail -n 10",
+            "command": "for p in /proc/[0-9]*; do echo \"$(ls $p/fd 2>/dev/null | wc -l) ${{p#/proc/}}\"; done | sort -n | tail -n 10",
             "playbook": None,
         },
         "thresholds": {"high": 80.0, "critical": 95.0},
@@ -153,7 +156,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Read the previous boot's last kernel and service messages.",
-            "command": "journalctl --list-boots | tail -n 3; journalctl -b -1 -p warning -n 50 --no-pager",
+            "command": "uptime; last -x reboot shutdown 2>/dev/null | head -n 5",
             "playbook": None,
         },
         "thresholds": {"info": 900},
@@ -274,7 +277,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Find what grew before the kill (the report's top RSS and leak findings) and size the limit to the real peak.",
-            "command": "dmesg -T | grep -iE 'killed process|oom-kill' | tail -n 20",
+            "command": "(dmesg -T 2>/dev/null || journalctl -k --no-pager 2>/dev/null) | grep -iE 'killed process|oom-kill' | tail -n 20",
             "playbook": None,
         },
         "thresholds": {},
@@ -319,7 +322,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Make the process reopen its logs (its reload signal) or restart it; truncating the fd frees the space at once.",
-            "command": "ls -l /proc/{pid}/fd | grep '(deleted)'",
+            "command": "ls -l /proc/{pid}/fd | grep '(deleted)' | head -n 20",
             "playbook": None,
         },
         "thresholds": {"medium": 100.0, "high": 1024.0},
@@ -368,7 +371,11 @@ RULES = {
         ),
         "fix": {
             "summary": "Free idle and idle-in-transaction sessions of the hogging application (dry run first), then fix its pool size.",
-            "command": "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_idle_in_transaction_after=300",
+            "command": [
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e pg_connections_terminate_idle_in_transaction_after=300",
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e pg_connections_terminate_idle_in_transaction_after=300",
+                "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_idle_in_transaction_after=300",
+            ],
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 80.0, "high": 90.0, "critical": 95.0},
@@ -386,8 +393,11 @@ RULES = {
         ),
         "fix": {
             "summary": "Cap the application's idle sessions (oldest first), then lower its pool max or fix the missing release().",
-            "command": ("ansible-playbook agentops.runbooks.remediate_postgres "
-                        "-e '{{\"pg_connections_idle_caps\": [{{\"application\": \"{application}\", \"max_idle\": 2}}]}}'"),
+            "command": [
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e {idle_caps}",
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e {idle_caps}",
+                "ansible-playbook agentops.runbooks.remediate_postgres -e {idle_caps}",
+            ],
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 50.0, "high": 75.0},
@@ -404,7 +414,11 @@ RULES = {
         ),
         "fix": {
             "summary": "Terminate the oldest ones (dry run first) and set idle_in_transaction_session_timeout for the role.",
-            "command": "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}",
+            "command": [
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}",
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}",
+                "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}",
+            ],
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 60, "high": 300, "critical": 1800},
@@ -421,7 +435,11 @@ RULES = {
         ),
         "fix": {
             "summary": "Terminate the root blocker (dry run first); its transaction rolls back and the chain drains.",
-            "command": "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_blockers_after={max_wait_seconds}",
+            "command": [
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e pg_connections_terminate_blockers_after={max_wait_seconds}",
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e pg_connections_terminate_blockers_after={max_wait_seconds}",
+                "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_blockers_after={max_wait_seconds}",
+            ],
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 5, "high": 30, "critical": 300},
@@ -436,7 +454,11 @@ RULES = {
         ),
         "fix": {
             "summary": "Cancel it (the session survives), terminate only if cancel does not help; then set statement_timeout.",
-            "command": "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_cancel_active_after={threshold}",
+            "command": [
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e pg_connections_cancel_active_after={threshold}",
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e pg_connections_cancel_active_after={threshold}",
+                "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_cancel_active_after={threshold}",
+            ],
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 60, "high": 300, "critical": 1800},
@@ -468,8 +490,11 @@ RULES = {
         ),
         "fix": {
             "summary": "Set idle_in_transaction_session_timeout for the application roles.",
-            "command": ("ansible-playbook agentops.runbooks.remediate_postgres "
-                        "-e '{{\"pg_connections_role_timeouts\": [{{\"role\": \"APP_ROLE\", \"idle_in_transaction_session_timeout\": \"5min\"}}]}}'"),
+            "command": [
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e {role_timeouts}",
+                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e {role_timeouts}",
+                "ansible-playbook agentops.runbooks.remediate_postgres -e {role_timeouts}",
+            ],
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {},
@@ -485,7 +510,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Check the server's state and log on the database host.",
-            "command": "pg_isready -h {host} -p {port}; journalctl -u 'postgresql*' -n 50 --no-pager",
+            "command": ["pg_isready -h {host} -p {port}; ss -ltnp {port_filter}", "pg_isready -h {host} -p {port}; ss -ltnp"],
             "playbook": None,
         },
         "thresholds": {},
@@ -518,7 +543,10 @@ RULES = {
         ),
         "fix": {
             "summary": "Audit as a role with pg_monitor.",
-            "command": "psql -c 'GRANT pg_monitor TO {user};'",
+            "command": [
+                "echo 'GRANT pg_monitor TO :\"role\";' | psql -h {pg_host} -p {pg_port} -d {pg_database} -U postgres -v role={user}",
+                "echo 'GRANT pg_monitor TO :\"role\";' | psql -U postgres -v role={user}",
+            ],
             "playbook": None,
         },
         "thresholds": {},
@@ -547,7 +575,7 @@ RULES = {
         ),
         "fix": {
             "summary": 'Change the spawn call (shell: true with quoted args, or cmd.exe /d /s /c); do not downgrade Node.',
-            "command": 'grep -rn "spawn(" src/ | grep -iE "\\.cmd|\\.bat|npx|npm"',
+            "command": "grep -rn --include='*.js' --include='*.ts' 'spawn(' . 2>/dev/null | grep -iE '[.]cmd|[.]bat|npx|npm' | head -n 20",
             "playbook": None,
         },
         "thresholds": {'high': 1},
@@ -562,7 +590,10 @@ RULES = {
         ),
         "fix": {
             "summary": "Resolve the command on the service's own PATH (/proc/PID/environ) and check the cwd; pass an absolute path or a full env.",
-            "command": "tr '\\0' '\\n' < /proc/{pid}/environ | grep ^PATH=; ls -l /proc/{pid}/cwd",
+            "command": [
+                "tr '\\0' '\\n' < /proc/{pid}/environ | grep ^PATH=; ls -l /proc/{pid}/cwd",
+                "ps -eo pid,user,args | grep -E '[n]ode|[c]laude|[n]px' | head -n 10",
+            ],
             "playbook": None,
         },
         "thresholds": {'high': 1},
@@ -576,7 +607,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Check the mode of the file and every parent directory, and the mount's options.",
-            "command": 'namei -l {command_path}; findmnt -T {command_path} -o TARGET,OPTIONS',
+            "command": "namei -l {command_path} || true; findmnt -T {command_path} -o TARGET,OPTIONS || true",
             "playbook": None,
         },
         "thresholds": {'high': 1},
@@ -606,7 +637,10 @@ RULES = {
         ),
         "fix": {
             "summary": 'Check which node binary the service really runs and its flags.',
-            "command": "readlink /proc/{pid}/exe; tr '\\0' ' ' < /proc/{pid}/cmdline",
+            "command": [
+                "readlink /proc/{pid}/exe; tr '\\0' ' ' < /proc/{pid}/cmdline; echo",
+                "ps -eo pid,args | grep -E '[n]ode' | head -n 10; node --version 2>&1 || true",
+            ],
             "playbook": None,
         },
         "thresholds": {'high': 1},
@@ -621,7 +655,10 @@ RULES = {
         ),
         "fix": {
             "summary": "Check the runtime version the service runs; a '(deleted)' exe means it still runs an old binary.",
-            "command": 'readlink /proc/{pid}/exe; node --version',
+            "command": [
+                "readlink /proc/{pid}/exe; \"$(readlink /proc/{pid}/exe | sed 's/ (deleted)$//')\" --version",
+                "node --version 2>&1 || true",
+            ],
             "playbook": None,
         },
         "thresholds": {'high': 1},
@@ -636,7 +673,7 @@ RULES = {
         ),
         "fix": {
             "summary": 'Check the dependency named by the port and whether it listens.',
-            "command": "ss -ltnp | grep -E ':({port_list})\\\\b'",
+            "command": ["ss -ltnp {port_filter}", "ss -ltnp"],
             "playbook": None,
         },
         "thresholds": {'medium': 1, 'high': 10},
@@ -651,7 +688,10 @@ RULES = {
         ),
         "fix": {
             "summary": "Audit the server (diagnose with agentops_pg_host) and free the hogging pool's idle sessions.",
-            "command": 'ansible-playbook agentops.runbooks.diagnose -e agentops_pg_host=/var/run/postgresql',
+            "command": [
+                "ansible-playbook agentops.runbooks.diagnose --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port}",
+                "ansible-playbook agentops.runbooks.diagnose --limit {host} -e agentops_pg_host=/var/run/postgresql",
+            ],
             "playbook": 'agentops.runbooks.remediate_postgres',
         },
         "thresholds": {'critical': 1},
@@ -702,7 +742,8 @@ RULES = {
         ),
         "fix": {
             "summary": 'Honour retry-after with backoff and full jitter; lower concurrency; never raise it automatically.',
-            "command": "grep -hoE 'anthropic-ratelimit-[a-z-]+: [^ ]+' {files} | sort | uniq -c | tail",
+            "command": ["grep -hoE 'anthropic-ratelimit-[a-z-]+: [^ ]+' {file} | sort | uniq -c | tail",
+                        "grep -hoE 'anthropic-ratelimit-[a-z-]+: [^ ]+' {files} | sort | uniq -c | tail"],
             "playbook": None,
         },
         "thresholds": {'medium': 1, 'high': 50},
@@ -718,7 +759,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Compare the heartbeat interval with every proxy's idle timeout; reconnect with backoff and jitter.",
-            "command": "grep -rn 'proxy_read_timeout\\|idle_timeout' /etc/nginx 2>/dev/null",
+            "command": "grep -rn 'proxy_read_timeout\\|idle_timeout' /etc/nginx /etc/haproxy 2>/dev/null | head -n 20",
             "playbook": None,
         },
         "thresholds": {'low': 1, 'medium': 10, 'high': 100},
@@ -749,7 +790,8 @@ RULES = {
         ),
         "fix": {
             "summary": 'Resolve the names from the host and check /etc/resolv.conf.',
-            "command": 'cat /etc/resolv.conf; getent hosts {hosts}',
+            "command": ["cat /etc/resolv.conf; getent hosts {dns_host} || echo {dns_host} does not resolve here",
+                        "cat /etc/resolv.conf"],
             "playbook": None,
         },
         "thresholds": {'medium': 1, 'high': 10},
@@ -765,7 +807,12 @@ RULES = {
         ),
         "fix": {
             "summary": "Inspect the chain the peer serves; fix the server's chain or the CA bundle, then restart the client.",
-            "command": 'openssl s_client -connect HOST:443 -servername HOST -showcerts </dev/null | openssl x509 -noout -dates -issuer',
+            "command": [
+                "openssl s_client -connect {tls_host}:443 -servername {tls_host} -showcerts </dev/null 2>/dev/null"
+                " | openssl x509 -noout -dates -issuer -subject || echo no certificate could be read from {tls_host}:443",
+                "grep -hE 'CERT_|certificate' {file} | tail -n 5",
+                "grep -hE 'CERT_|certificate' {files} | tail -n 5",
+            ],
             "playbook": None,
         },
         "thresholds": {'high': 1},
@@ -779,7 +826,8 @@ RULES = {
         ),
         "fix": {
             "summary": 'Find what the descriptors are; fix the leak or raise LimitNOFILE.',
-            "command": "ls -l /proc/{pid}/fd | wc -l; grep 'open files' /proc/{pid}/limits",
+            "command": ["ls /proc/{pid}/fd | wc -l; grep 'open files' /proc/{pid}/limits",
+                        "cat /proc/sys/fs/file-nr; ulimit -n"],
             "playbook": None,
         },
         "thresholds": {'high': 1},
@@ -808,7 +856,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Check the path and the connecting user's permission (become).",
-            "command": 'ls -l {what}',
+            "command": "ls -ld {what} 2>&1; id",
             "playbook": None,
         },
         "thresholds": {},

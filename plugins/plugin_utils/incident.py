@@ -171,11 +171,37 @@ def _epoch(text):
         return None
 
 
-def assess(record, now, recent_window=900):
-    """Weigh one host's findings in place: recency, state beats history, confidence (rules in the module docstring)."""
+def host_context(host, record, host_vars=None):
+    """Values a fix command may need beyond a finding's evidence: the host's name, the pid of its largest agent
+    process, and where its PostgreSQL is (never a password)."""
+    context = {"host": host}
+    agents = ((record.get("facts") or {}).get("process") or {}).get("agents") or []
+    if agents:
+        context["pid"] = max(agents, key=lambda a: a.get("rss_mb") or 0).get("pid")
+    host_vars = host_vars or {}
+    for key, default in (("pg_host", None), ("pg_port", 5432), ("pg_user", None), ("pg_database", "postgres")):
+        try:
+            value = host_vars.get("agentops_" + key, default)
+        except Exception:  # pylint: disable=broad-except  # an undefined or broken template: leave it out
+            value = default
+        if value not in (None, "") and not str(value).startswith("__omit_place_holder__"):
+            context[key] = value
+    if "pg_host" not in context:
+        for key in ("pg_port", "pg_database"):
+            context.pop(key, None)
+    return context
+
+
+def assess(record, now, recent_window=900, context=None):
+    """Weigh one host's findings in place: recency, state beats history, confidence (rules in the module docstring);
+    and fill each fix command from the evidence and the host's ``context`` (see fm.fix_command)."""
     facts = record.get("facts") or {}
     for item in record.get("findings") or []:
         rule = item.get("id", "")
+        if context and rule in fm.RULES and isinstance(item.get("fix"), dict):
+            command = fm.fix_command(rule, dict(context, **(item.get("evidence") or {})))
+            if command:
+                item["fix"]["command"] = command
         if item.get("severity") == "unknown" or rule.startswith("diagnose."):
             continue
         if not is_event(rule):
@@ -272,10 +298,14 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
             host_vars = hostvars[host]
             record, rollback = host_vars.get("diagnose_result"), host_vars.get("deploy_rollback_result")
         except (KeyError, AttributeError):
-            record, rollback = None, None
+            host_vars, record, rollback = {}, None, None
         if not isinstance(record, dict):
             record = unreachable_record(host, "the host returned no diagnosis (unreachable or failed before diagnosing)")
-        records[host] = assess(copy.deepcopy(dict(record)), now, recent_window)
+        try:
+            context = host_context(host, record, host_vars)
+        except (KeyError, AttributeError, TypeError):
+            context = {"host": host}
+        records[host] = assess(copy.deepcopy(dict(record)), now, recent_window, context)
         if isinstance(rollback, dict):  # deploy_rollback ran earlier in the same run
             records[host]["rollback"] = rollback
     severity, reason = incident_severity(records, ratio)
