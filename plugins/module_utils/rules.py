@@ -249,9 +249,11 @@ RULES = {
     "proc.memory_leak": {
         "category": "proc",
         "title": "Agent process memory keeps growing",
-        "symptom": "PID {pid} ({name}) grew {slope_mb_per_min} MB/min over {window_seconds} s ({first_mb} -> {last_mb} MB RSS){projection_note}.",
+        "symptom": ("PID {pid} ({name}) grew {slope_mb_per_min} MB/min over {window_seconds} s ({first_mb} -> {last_mb} MB RSS, "
+                    "{samples} samples, fit R^2 {r_squared}){projection_note}."),
         "diagnosis": (
-            "Sustained RSS growth across every sample of the window: in Node services usually a heap leak "
+            "Sustained RSS growth (most steps rising, a straight line fitting the samples) in a process past its warm-up "
+            "(agentops_leak_min_age): in Node services usually a heap leak "
             "(caches without bounds, listeners added per request, closures kept by timers) or native memory "
             "(buffers, child process pipes). V8 ends with 'FATAL ERROR: Reached heap limit Allocation failed - "
             "JavaScript heap out of memory' at --max-old-space-size; the kernel OOM killer acts first when a "
@@ -264,6 +266,14 @@ RULES = {
                         "-e process_reaper_orphans=false -e process_reaper_leak_response=true"),
             "playbook": "agentops.runbooks.reap_processes",
         },
+        # What makes growth a leak (plugins/module_utils/memory.py judge): at least min_samples samples, at least
+        # min_rising of the steps rising, a least-squares fit with R^2 >= min_r_squared, and growth of at least
+        # min_growth_mb and min_growth_percent of the first RSS. Confidence = R^2 x min(1, samples /
+        # full_confidence_samples) x min(1, 1/2 + 1/2 x window / full_confidence_seconds).
+        "fit": {"min_samples": 4, "min_rising": 0.66, "min_r_squared": 0.8, "min_growth_mb": 2.0,
+                "min_growth_percent": 1.0, "full_confidence_samples": 12, "full_confidence_seconds": 60.0},
+        # A leak projected to reach its limit within this many minutes is critical whatever its slope.
+        "critical_within_minutes": 15,
         "thresholds": {"medium": 5.0, "high": 30.0, "critical": 120.0},
     },
     "proc.oom_kill": {

@@ -56,9 +56,15 @@ options:
     type: float
     default: 3.0
   leak_samples:
-    description: RSS samples per agent process over the window (3 to 100).
+    description: RSS samples per agent process over the window (4 to 100; fewer cannot tell a leak from noise).
     type: int
     default: 4
+  leak_min_age:
+    description:
+      - Seconds a process must have run before its growth can count as a leak (C(agentops_leak_min_age)); younger
+        processes are still warming up (loading code, filling caches) and are listed under C(memory.warming_up).
+    type: float
+    default: 120
   leak_max_processes:
     description: Sample at most this many agent processes (the largest by RSS).
     type: int
@@ -133,9 +139,13 @@ facts:
       type: dict
     memory:
       description:
-        - C(sampled) (per agent process, C(rss_mb) samples, C(slope_mb_per_min), C(limit_mb), C(limit_source),
-          C(minutes_to_limit)), C(window_seconds), C(oom_kills) (C(pid), C(comm), C(memcg), C(when)) and C(cgroups)
-          (memory and pids accounting of each agent's cgroup).
+        - C(sampled) (per agent process, C(rss_mb) samples, C(slope_mb_per_min), C(r_squared), C(samples),
+          C(growth_mb), C(age_seconds), C(verdict) - C(leak), C(warming_up), C(too_few_samples), C(within_noise),
+          C(not_sustained), C(poor_fit) or C(below_threshold) - C(confidence) when it leaks, C(limit_mb),
+          C(limit_source), C(minutes_to_limit)), C(warming_up), C(leak_criteria), C(window_seconds), C(oom_kills)
+          (C(pid), C(comm), C(memcg), C(when)) and C(cgroups) (memory and pids accounting of each agent's cgroup).
+        - A leak needs sustained growth (most steps rising), a straight-line fit with R^2 of at least 0.8, growth above
+          noise and a process older than O(leak_min_age); the finding carries R^2 and a C(confidence).
       type: dict
     unreadable:
       description: Processes whose descriptors or limits could not be read.
@@ -286,8 +296,8 @@ class ProcessCollector(object):
         facts["deleted_open_files"] = self.deleted_files(table, findings)
         incomplete = []
         if self.memory is not None:
-            memory = self.memory.run([{"pid": e["pid"], "name": e["name"], "argv": e["argv"], "rss_mb": e["rss_kb"] / 1024.0}
-                                      for e in agents if e["state"] != "Z"])
+            memory = self.memory.run([{"pid": e["pid"], "name": e["name"], "argv": e["argv"], "rss_mb": e["rss_kb"] / 1024.0,
+                                       "age_seconds": e["age_seconds"]} for e in agents if e["state"] != "Z"])
             facts["memory"] = memory["facts"]
             findings.extend(memory["findings"])
             incomplete.extend(memory["incomplete"])
@@ -428,6 +438,7 @@ def main():
             leak_window=dict(type="float", default=3.0),
             leak_samples=dict(type="int", default=4),
             leak_max_processes=dict(type="int", default=50),
+            leak_min_age=dict(type="float", default=120.0),
             cgroup_root=dict(type="path", default="/sys/fs/cgroup"),
             kernel_log=dict(type="bool", default=True),
         ),
@@ -436,8 +447,10 @@ def main():
     params = module.params
     if not 0 <= params["leak_window"] <= 600:
         module.fail_json(msg="leak_window must be between 0 and 600 seconds, got %s." % params["leak_window"])
-    if not 3 <= params["leak_samples"] <= 100:
-        module.fail_json(msg="leak_samples must be between 3 and 100, got %d." % params["leak_samples"])
+    if not 4 <= params["leak_samples"] <= 100:
+        module.fail_json(msg="leak_samples must be between 4 and 100, got %d." % params["leak_samples"])
+    if not 0 <= params["leak_min_age"] <= 86400:
+        module.fail_json(msg="leak_min_age must be between 0 and 86400 seconds, got %s." % params["leak_min_age"])
     if not 1 <= params["leak_max_processes"] <= 1000:
         module.fail_json(msg="leak_max_processes must be between 1 and 1000, got %d." % params["leak_max_processes"])
     if not 0 <= params["top_n"] <= 1000:
@@ -453,7 +466,8 @@ def main():
         module.fail_json(msg="proc_root %s is not a directory." % params["proc_root"])
     proc = procfs.ProcFS(params["proc_root"])
     memory = MemoryCollector(proc, procfs.CgroupFS(params["cgroup_root"]), params["leak_window"], params["leak_samples"],
-                             params["leak_max_processes"], thresholds, kernel_log_reader(module) if params["kernel_log"] else None)
+                             params["leak_max_processes"], thresholds, kernel_log_reader(module) if params["kernel_log"] else None,
+                             min_age=params["leak_min_age"])
     collector = ProcessCollector(proc, patterns, params["top_n"], thresholds, params["include_table"], memory,
                                  procfs.Supervision(proc))
     module.exit_json(changed=False, **collector.run())
