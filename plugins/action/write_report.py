@@ -11,47 +11,49 @@ __metaclass__ = type
 import json
 import os
 import re
-import tempfile
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.agentops.runbooks.plugins.module_utils import safefile
 from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 REQUIRED = ("incident_id", "severity", "generated_at", "hosts", "summary")
-
-
-def write_private(path, text):
-    """Atomically replace ``path`` with ``text``, mode 0600 from the start."""
-    directory = os.path.dirname(path)
-    handle, tmp = tempfile.mkstemp(prefix=".report-", dir=directory)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+FILES = ("report.json", "report.md")
+# Temporary files safefile.atomic_file leaves only when a run is killed mid-write: ours to clear under the lock.
+STALE = re.compile(r"^\.report\.(json|md)\.[0-9a-f]+\.tmp$")
 
 
 def write_report(directory, report):
     """Write report.json and report.md under ``directory/<incident_id>``; return their paths.
 
-    Raises ValueError (bad input) or OSError (cannot write).
+    The incident directory is private (0700, never a symbolic link, ours) and both files are 0600. Both are written
+    to temporary files and renamed into place while holding an exclusive lock on the incident directory, so
+    concurrent runs with one incident id always leave a pair from the same run.
+
+    Raises ValueError (bad input, or a path safefile refuses) or OSError (cannot write).
     """
     if not isinstance(report, dict) or any(key not in report for key in REQUIRED):
         raise ValueError("report must be the incident_report filter's output (with %s)." % ", ".join(REQUIRED))
     incident_id = str(report["incident_id"])
     if not ID_PATTERN.match(incident_id) or incident_id in (".", ".."):
         raise ValueError("incident id %r may only hold letters, digits, '.', '_' and '-'." % incident_id)
-    target = os.path.join(os.path.abspath(os.path.expanduser(directory)), incident_id)
-    os.makedirs(target, mode=0o700, exist_ok=True)
-    os.chmod(target, 0o700)
-    paths = {"directory": target, "json": os.path.join(target, "report.json"), "markdown": os.path.join(target, "report.md")}
-    write_private(paths["json"], json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
-    write_private(paths["markdown"], incident.report_markdown(report))
-    return paths
+    texts = (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", incident.report_markdown(report))
+    base = os.path.abspath(os.path.expanduser(directory))
+    target = os.path.join(base, incident_id)
+    fd = safefile.open_dir(target, base=base)
+    try:
+        with safefile.locked(fd):
+            for name in os.listdir(fd):
+                if STALE.match(name):
+                    os.unlink(name, dir_fd=fd)
+            # Both temporary files are complete before either rename, and the renames happen under the lock.
+            with safefile.atomic_file(fd, FILES[0], where=target) as json_file:
+                json_file.write(texts[0].encode("utf-8"))
+                with safefile.atomic_file(fd, FILES[1], where=target) as markdown_file:
+                    markdown_file.write(texts[1].encode("utf-8"))
+    finally:
+        os.close(fd)
+    return {"directory": target, "json": os.path.join(target, FILES[0]), "markdown": os.path.join(target, FILES[1])}
 
 
 class ActionModule(ActionBase):

@@ -24,7 +24,7 @@ options:
     type: str
     required: true
   status:
-    description: Status codes that count as healthy.
+    description: Status codes that count as healthy (each 100 to 599).
     type: list
     elements: int
     default: [200]
@@ -32,11 +32,11 @@ options:
     description: A regular expression the body must match (searched in the first 64 KiB).
     type: str
   timeout:
-    description: Seconds for each request.
+    description: Seconds for each request (0.1 to 300).
     type: float
     default: 5.0
   interval:
-    description: Seconds between probes.
+    description: Seconds between probes (0 to 600).
     type: float
     default: 2.0
   deadline:
@@ -44,7 +44,7 @@ options:
     type: float
     default: 60.0
   healthy_probes:
-    description: Consecutive healthy probes needed.
+    description: Consecutive healthy probes needed (1 to 100).
     type: int
     default: 1
   validate_certs:
@@ -141,6 +141,8 @@ def main():
         for name, low, high in (("timeout", 0.1, 300), ("interval", 0, 600), ("deadline", 1, 3600), ("healthy_probes", 1, 100)):
             if not low <= p[name] <= high:
                 raise ValueError("%s must be between %s and %s, got %s." % (name, low, high, p[name]))
+        if not p["status"] or any(not 100 <= code <= 599 for code in p["status"]):
+            raise ValueError("status must list HTTP status codes between 100 and 599, got %s." % p["status"])
         if p["body_regex"]:
             re.compile(p["body_regex"])
     except re.error as exc:

@@ -29,9 +29,14 @@ description:
 author:
   - agentops.runbooks developers (@agentops)
 extends_documentation_fragment:
-  - agentops.runbooks.diagnostics.procfs
   - agentops.runbooks.services
 options:
+  proc_root:
+    description:
+      - Must be C(/proc): a module that signals and restarts acts only on the process table of the host it runs on, so
+        any other value is refused.
+    type: path
+    default: /proc
   patterns:
     description: Regular expressions naming agent processes, matched as in M(agentops.runbooks.process_facts).
     type: list
@@ -42,15 +47,26 @@ options:
     type: float
     default: 10.0
   samples:
-    description: RSS samples per process over the window (3 to 100).
+    description: RSS samples per process over the window (4 to 100).
     type: int
     default: 5
   min_growth:
-    description: Growth in MB/min at which a process counts as leaking.
+    description:
+      - Growth in MB/min at which a process counts as leaking. The growth must also be sustained (most samples rising),
+        fit a straight line (R^2 of at least 0.8) and come from a process past its warm-up (O(min_age)), as for the
+        C(proc.memory_leak) finding.
     type: float
     default: 30.0
+  min_age:
+    description: Seconds a process must have run before its growth can count as a leak (C(agentops_leak_min_age)).
+    type: float
+    default: 120
   evidence_dir:
-    description: Directory for the evidence.
+    description:
+      - Directory for the evidence; an absolute path. It and the per-process directories under it are created with
+        mode 0700 and must be real directories owned by the user the module runs as; a symbolic link or another
+        user's directory is refused with one sentence before sampling. Evidence files (0600) are written to a
+        temporary file and renamed into place, never through a link.
     type: path
     required: true
   heap_snapshot:
@@ -102,7 +118,7 @@ restart:
   returned: always
   type: list
   elements: dict
-skipped:
+left_alone:
   description: Restarts not requested, with C(why) (for example, restarted within the window).
   returned: always
   type: list
@@ -119,6 +135,7 @@ from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils import services as services_util
 from ansible_collections.agentops.runbooks.plugins.module_utils.memory import MemoryCollector
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
+from ansible_collections.agentops.runbooks.plugins.module_utils import safefile
 
 SNAPSHOT_FLAG = "--heapsnapshot-signal"
 
@@ -134,12 +151,6 @@ def snapshot_signal(argv, environ):
     return None
 
 
-def write_private(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
 class LeakResponder(object):
     def __init__(self, proc, params, check_mode):
         self.proc = proc
@@ -150,23 +161,27 @@ class LeakResponder(object):
         self.redactor = Redactor()
 
     def agents(self):
+        uptime = self.proc.uptime()
         found = []
         for pid, stat, dummy, argv in self.proc.processes():
             if stat["state"] == "Z" or pid == os.getpid():
                 continue
             if procfs.is_agent(self.patterns, stat["comm"], argv):
                 found.append({"pid": pid, "name": stat["comm"], "argv": argv, "starttime": stat["starttime"],
-                              "rss_mb": stat["rss_pages"] * procfs.PAGE_SIZE / 1048576.0})
+                              "rss_mb": stat["rss_pages"] * procfs.PAGE_SIZE / 1048576.0,
+                              "age_seconds": max(0, int(uptime - stat["starttime"] / float(procfs.CLK_TCK)))})
         return found
 
     def run(self):
         agents = dict((a["pid"], a) for a in self.agents())
-        sampler = MemoryCollector(self.proc, procfs.CgroupFS(), self.p["window"], self.p["samples"], kernel_log=None)
+        sampler = MemoryCollector(self.proc, procfs.CgroupFS(), self.p["window"], self.p["samples"], kernel_log=None,
+                                  min_age=self.p["min_age"])
         sampled = sampler.run(list(agents.values()))["facts"]["sampled"] if agents else []
-        leaking, restart, skipped = [], [], []
+        leaking, restart, left_alone = [], [], []
         state = self.load_state()
         for entry in sampled:
-            if entry["rising_share"] < 0.66 or entry["slope_mb_per_min"] < self.p["min_growth"]:
+            # The leak rule of proc.memory_leak (sustained, a good fit, past its warm-up), at this module's min_growth.
+            if entry.get("verdict") not in ("leak", "below_threshold") or entry["slope_mb_per_min"] < self.p["min_growth"]:
                 continue
             agent = agents[entry["pid"]]
             item = {"pid": agent["pid"], "name": agent["name"], "slope_mb_per_min": entry["slope_mb_per_min"],
@@ -175,34 +190,42 @@ class LeakResponder(object):
             item["heap_snapshot"] = self.snapshot(agent) if self.p["heap_snapshot"] else "not requested"
             leaking.append(item)
             if self.p["restart"]:
-                self.plan_restart(agent, state, restart, skipped)
+                self.plan_restart(agent, state, restart, left_alone)
         if restart and not self.check_mode:
             self.save_state(state)
         changed = bool(leaking)
-        return {"changed": changed, "leaking": leaking, "restart": restart, "skipped": skipped}
+        return {"changed": changed, "leaking": leaking, "restart": restart, "left_alone": left_alone}
 
     def capture(self, agent, entry):
         directory = os.path.join(self.p["evidence_dir"], "%d-%s" % (agent["pid"], time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
         if self.check_mode:
             return directory + " (would capture)"
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)
+        # evidence_dir and the process's directory: 0700, never a link, ours; files 0600, never written through a link.
+        fd = safefile.open_dir(directory, base=os.path.dirname(os.path.abspath(self.p["evidence_dir"])))
+        try:
+            self.write_evidence(fd, directory, agent, entry)
+        finally:
+            os.close(fd)
+        return directory
+
+    def write_evidence(self, fd, directory, agent, entry):
         for name in ("status", "smaps_rollup", "limits"):
             try:
-                write_private(os.path.join(directory, name), self.proc.read(agent["pid"], name))
+                text = self.proc.read(agent["pid"], name)
             except OSError as exc:
-                write_private(os.path.join(directory, name + ".error"), "%s\n" % exc)
+                safefile.write_private(fd, name + ".error", "%s\n" % exc, where=directory)
+                continue
+            safefile.write_private(fd, name, text, where=directory)
         try:
             fds = self.proc.fd_count(agent["pid"])
         except OSError:
             fds = None
-        write_private(os.path.join(directory, "summary.json"), json.dumps({
+        safefile.write_private(fd, "summary.json", json.dumps({
             "pid": agent["pid"], "name": agent["name"], "cmd": self.redactor.argv(agent["argv"]), "open_fds": fds,
             "rss_mb_samples": entry["rss_mb"], "slope_mb_per_min": entry["slope_mb_per_min"],
             "limit_mb": entry["limit_mb"], "limit_source": entry["limit_source"],
             "minutes_to_limit": entry.get("minutes_to_limit"), "captured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }, indent=2, sort_keys=True) + "\n")
-        return directory
+        }, indent=2, sort_keys=True) + "\n", where=directory)
 
     def snapshot(self, agent):
         try:
@@ -244,15 +267,15 @@ class LeakResponder(object):
             time.sleep(0.2)
         return "timed out after %d s waiting for the snapshot" % self.p["heap_snapshot_timeout"]
 
-    def plan_restart(self, agent, state, restart, skipped):
+    def plan_restart(self, agent, state, restart, left_alone):
         service = services_util.matching(self.services, agent["name"], agent["argv"])
         if service is None:
-            skipped.append({"pid": agent["pid"], "why": "matches no entry of services"})
+            left_alone.append({"pid": agent["pid"], "why": "matches no entry of services"})
             return
         name = services_util.key(service)
         last = state.get(name)
         if last and time.time() - last < self.p["restart_window"]:
-            skipped.append({"pid": agent["pid"], "service": name,
+            left_alone.append({"pid": agent["pid"], "service": name,
                             "why": "restarted %d s ago; at most once per %d s" % (time.time() - last, self.p["restart_window"])})
             return
         if any(services_util.key(r) == name for r in restart):
@@ -272,8 +295,8 @@ class LeakResponder(object):
             return {}
 
     def save_state(self, state):
-        os.makedirs(os.path.dirname(self.state_path()) or ".", mode=0o700, exist_ok=True)
-        write_private(self.state_path(), json.dumps(state))
+        path = os.path.abspath(self.state_path())
+        safefile.write_private(os.path.dirname(path), os.path.basename(path), json.dumps(state))
 
 
 def main():
@@ -283,6 +306,7 @@ def main():
             window=dict(type="float", default=10.0),
             samples=dict(type="int", default=5),
             min_growth=dict(type="float", default=30.0),
+            min_age=dict(type="float", default=120.0),
             evidence_dir=dict(type="path", required=True),
             heap_snapshot=dict(type="bool", default=True),
             heap_snapshot_timeout=dict(type="int", default=60),
@@ -296,15 +320,25 @@ def main():
     )
     p = module.params
     try:
-        for name, low, high in (("window", 1, 600), ("samples", 3, 100), ("min_growth", 0, 10 ** 6),
+        if os.path.normpath(p["proc_root"]) != "/proc":
+            raise ValueError("proc_root must be /proc for a module that signals processes (got %s): it acts only on "
+                             "the process table of the host it runs on." % p["proc_root"])
+        for name, low, high in (("window", 1, 600), ("samples", 4, 100), ("min_growth", 0, 10 ** 6), ("min_age", 0, 86400),
                                 ("heap_snapshot_timeout", 1, 3600), ("restart_window", 0, 10 ** 7)):
             if not low <= p[name] <= high:
                 raise ValueError("%s must be between %s and %s, got %s." % (name, low, high, p[name]))
+        if not os.path.isabs(p["evidence_dir"]) or os.path.dirname(p["evidence_dir"]) == p["evidence_dir"]:
+            raise ValueError("evidence_dir must be an absolute path below /, got %r." % p["evidence_dir"])
+        safefile.check(p["evidence_dir"], directory=True)  # a link or another user's directory: refused before sampling
         responder = LeakResponder(procfs.ProcFS(p["proc_root"]), p, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg="Cannot inspect evidence_dir %s: %s." % (p["evidence_dir"], exc.strerror or exc))
     try:
         result = responder.run()
+    except safefile.UnsafePathError as exc:
+        module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="Cannot write evidence under %s: %s." % (p["evidence_dir"], exc.strerror or exc))
     module.exit_json(**result)

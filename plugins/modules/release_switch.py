@@ -21,6 +21,10 @@ description:
     a complete release.
   - Keeps at most O(keep) releases, deleting the oldest; never the live release, the target, or the release that was
     live before the switch.
+  - C(current) must be a symbolic link (or missing). A C(current) that is a regular file or a directory is refused
+    with one sentence and left as it is, never replaced.
+  - With O(state=absent), takes the live release out of service by removing the C(current) link (used when a first
+    release fails its health gate and there is no release to go back to).
 author:
   - agentops.runbooks developers (@agentops)
 options:
@@ -29,13 +33,20 @@ options:
     type: path
     required: true
   release:
-    description: Release id to switch to, or V(previous) for the one before the live release.
+    description: Release id to switch to, or V(previous) for the one before the live release. Ignored with O(state=absent).
     type: str
     default: previous
   keep:
-    description: Releases to keep (0 keeps all).
+    description: Releases to keep (0 keeps all; at most 1000).
     type: int
     default: 0
+  state:
+    description:
+      - V(present) points C(current) at O(release).
+      - V(absent) removes the C(current) link so that no release is live (C(to_release) is then null).
+    type: str
+    choices: [present, absent]
+    default: present
 attributes:
   check_mode:
     support: full
@@ -56,15 +67,20 @@ EXAMPLES = r"""
     path: /srv/agent
     release: "20261125T031500Z"
     keep: 5
+
+- name: Take the live release out of service (nothing is live afterwards)
+  agentops.runbooks.release_switch:
+    path: /srv/agent
+    state: absent
 """
 
 RETURN = r"""
 from_release:
-  description: The release live before.
+  description: The release live before (null when there was no C(current) link).
   returned: always
   type: str
 to_release:
-  description: The release live after (the target).
+  description: The release live after (the target; null with O(state=absent)).
   returned: always
   type: str
 releases:
@@ -79,13 +95,17 @@ removed:
   elements: str
 """
 
+import binascii
+import errno
 import os
 import re
 import shutil
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
 ID = re.compile(r"^[A-Za-z0-9._-]+$")
+MAX_KEEP = 1000
 
 
 class ReleaseError(Exception):
@@ -100,8 +120,24 @@ def releases(path):
                   if ID.match(name) and os.path.isdir(os.path.join(directory, name)) and not name.startswith("."))
 
 
+def check_current(path):
+    """Refuse a current that exists and is not a symbolic link (we never replace a file or a directory)."""
+    link = os.path.join(path, "current")
+    try:
+        mode = os.lstat(link).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return
+        raise
+    if not stat.S_ISLNK(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else "not a symbolic link"
+        raise ReleaseError("%s is %s, not a symbolic link to a release, so it is left as it is; move it aside to let "
+                           "release_switch manage it." % (link, kind))
+
+
 def live(path):
     link = os.path.join(path, "current")
+    check_current(path)
     if not os.path.islink(link):
         return None
     target = os.path.normpath(os.path.join(path, os.readlink(link)))
@@ -133,45 +169,70 @@ def to_remove(available, keep, protected):
 
 
 def switch(path, target):
-    """Create the new link beside current and rename it over current (atomic on POSIX)."""
-    tmp = os.path.join(path, ".current.%d" % os.getpid())
-    if os.path.lexists(tmp):
+    """Create the new link beside current under a fresh name and rename it over current (atomic on POSIX)."""
+    while True:
+        tmp = os.path.join(path, ".current.%d.%s" % (os.getpid(), binascii.hexlify(os.urandom(4)).decode("ascii")))
+        try:
+            os.symlink(os.path.join("releases", target), tmp)  # fails on any existing name, never follows one
+            break
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+    try:
+        check_current(path)  # still a link (or missing) right before the rename
+        os.rename(tmp, os.path.join(path, "current"))
+    except BaseException:
         os.unlink(tmp)
-    os.symlink(os.path.join("releases", target), tmp)
-    os.rename(tmp, os.path.join(path, "current"))
+        raise
+
+
+def unlink_current(path):
+    check_current(path)
+    os.unlink(os.path.join(path, "current"))
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(path=dict(type="path", required=True), release=dict(type="str", default="previous"),
-                           keep=dict(type="int", default=0)),
+                           keep=dict(type="int", default=0), state=dict(type="str", default="present", choices=["present", "absent"])),
         supports_check_mode=True,
     )
-    path, wanted, keep = module.params["path"], module.params["release"], module.params["keep"]
+    path, wanted, keep, state = module.params["path"], module.params["release"], module.params["keep"], module.params["state"]
     try:
-        if keep < 0:
-            raise ReleaseError("keep must be 0 (keep all) or more, got %d." % keep)
-        if wanted != "previous" and not ID.match(wanted):
+        if not path or not os.path.isabs(path):
+            raise ReleaseError("path must be the absolute deploy directory, got %r." % path)
+        if not 0 <= keep <= MAX_KEEP:
+            raise ReleaseError("keep must be between 0 (keep all) and %d, got %d." % (MAX_KEEP, keep))
+        if state == "present" and wanted != "previous" and (not ID.match(wanted) or wanted in (".", "..")):
             raise ReleaseError("release %r may only hold letters, digits, '.', '_' and '-'." % wanted)
         available = releases(path)
         current = live(path)
-        target = choose(available, current, wanted)
+        target = choose(available, current, wanted) if state == "present" else None
     except ReleaseError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="Cannot read %s: %s." % (path, exc.strerror or exc))
-    removed = to_remove(available, keep, set([target, current]))
+    removed = to_remove(available, keep, set([target, current])) if state == "present" else []
     changed = target != current or bool(removed)
     if not module.check_mode:
         try:
-            if target != current:
+            if target is None and current is not None:
+                unlink_current(path)
+            elif target is not None and target != current:
                 switch(path, target)
             for name in removed:
                 shutil.rmtree(os.path.join(path, "releases", name))
+        except ReleaseError as exc:
+            module.fail_json(msg=str(exc))
         except OSError as exc:
-            module.fail_json(msg="Cannot switch %s/current to %s: %s." % (path, target, exc.strerror or exc))
+            action = "switch %s/current to %s" % (path, target) if target else "remove %s/current" % path
+            module.fail_json(msg="Cannot %s: %s." % (action, exc.strerror or exc))
     module.exit_json(changed=changed, from_release=current, to_release=target, releases=available, removed=removed,
-                     diff={"before": "current -> releases/%s\n" % current, "after": "current -> releases/%s\n" % target})
+                     diff={"before": describe(current), "after": describe(target)})
+
+
+def describe(release):
+    return "current -> releases/%s\n" % release if release else "no current link\n"
 
 
 if __name__ == "__main__":

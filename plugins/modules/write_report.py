@@ -16,9 +16,15 @@ description:
   - Writes O(report), the output of the C(agentops.runbooks.incident_report) filter, to
     C(<dir>/<incident_id>/report.json) and C(report.md). The directory is created with mode 0700 and both files with
     mode 0600, each replaced atomically.
+  - Never writes through a symbolic link. C(<dir>/<incident_id>) (and any directory the plugin creates for O(dir))
+    must be a real directory owned by the user running Ansible; a link, a file or another user's directory there is
+    refused. O(dir) itself may be a link. An existing C(report.json) or C(report.md) that is a link is refused too.
+  - C(report.json) and C(report.md) always come from the same run. Both are written to temporary files (created
+    with C(O_EXCL|O_NOFOLLOW)) and renamed into place while an exclusive lock (C(flock)) is held on the incident
+    directory, so concurrent runs with one incident id never leave a mixed pair.
   - Runs entirely on the controller as an action plugin; nothing is sent to the managed host.
   - Fails with one sentence when the incident id holds characters other than letters, digits, C(.), C(_) and C(-),
-    or when the directory cannot be written.
+    when a path is refused, or when the directory cannot be written.
 author:
   - agentops.runbooks developers (@agentops)
 options:

@@ -20,6 +20,7 @@ def test_leak_response_captures_evidence_and_restarts_once(tmp_path):
         extra = {
             "process_reaper_dry_run": False, "process_reaper_zombies": False, "process_reaper_orphans": False,
             "process_reaper_leak_response": True, "process_reaper_leak_window": 2, "process_reaper_leak_min_growth": 100,
+            "process_reaper_leak_min_age": 0,
             "process_reaper_patterns": ["leaky-agent"], "process_reaper_evidence_dir": str(tmp_path / "evidence"),
             "process_reaper_leak_restart": True,
             "process_reaper_services": [{"pattern": "leaky-agent", "command": ["touch", str(marker)]}],

@@ -41,3 +41,95 @@ def test_unwritable_directory_raises_oserror(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(OSError):
         action.write_report(str(blocker / "incidents"), report())
+
+
+def test_a_symlinked_incident_directory_is_refused_and_nothing_is_written_through_it(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    (tmp_path / "incidents").mkdir()
+    os.symlink(str(elsewhere), str(tmp_path / "incidents" / "INC-1"))
+    with pytest.raises(ValueError) as err:
+        action.write_report(str(tmp_path / "incidents"), report())
+    message = str(err.value)
+    assert message == "Refusing to use %s: it is a symbolic link, and private files are never written through one." % (
+        tmp_path / "incidents" / "INC-1")
+    assert os.listdir(str(elsewhere)) == [] and stat.S_IMODE(os.stat(str(elsewhere)).st_mode) == 0o755
+
+
+def test_a_symlinked_report_file_is_refused_and_its_target_untouched(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    target = tmp_path / "incidents" / "INC-1"
+    target.mkdir(parents=True)
+    os.symlink(str(victim), str(target / "report.md"))
+    with pytest.raises(ValueError) as err:
+        action.write_report(str(tmp_path / "incidents"), report())
+    assert "report.md: it is a symbolic link" in str(err.value)
+    assert victim.read_text() == "precious" and sorted(os.listdir(str(target))) == ["report.md"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_an_incident_directory_owned_by_another_user_is_refused(tmp_path):
+    target = tmp_path / "incidents" / "INC-1"
+    target.mkdir(parents=True)
+    os.chown(str(target), 65534, 65534)
+    with pytest.raises(ValueError) as err:
+        action.write_report(str(tmp_path / "incidents"), report())
+    assert "it is owned by uid 65534" in str(err.value) and os.listdir(str(target)) == []
+
+
+def test_the_action_turns_a_refusal_into_one_sentence(tmp_path):
+    """Through ActionModule.run, as the incident_report role calls it."""
+    from unittest import mock
+    (tmp_path / "incidents").mkdir()
+    os.symlink(str(tmp_path), str(tmp_path / "incidents" / "INC-1"))
+    task = mock.MagicMock()
+    task.args = {"dir": str(tmp_path / "incidents"), "report": report()}
+    task.async_val = 0
+    plugin = action.ActionModule(task, mock.MagicMock(), mock.MagicMock(), loader=None, templar=None, shared_loader_obj=None)
+    result = plugin.run(task_vars={})
+    assert result["failed"] is True
+    assert result["msg"] == "Refusing to use %s: it is a symbolic link, and private files are never written through one." % (
+        tmp_path / "incidents" / "INC-1")
+    assert os.listdir(str(tmp_path)) == ["incidents"]
+
+
+def _writer(args):
+    directory, marker, barrier = args
+    barrier.wait()
+    action.write_report(directory, report_with_marker(marker))
+
+
+def report_with_marker(marker):
+    return incident.incident_report({"h": {}}, ["h"], "INC-RACE", generated_at="run-%03d" % marker)
+
+
+@pytest.mark.parametrize("runner", ["threads", "processes"])
+def test_200_concurrent_runs_with_one_incident_id_never_leave_a_mixed_pair(tmp_path, runner):
+    import multiprocessing
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    directory = str(tmp_path / "incidents")
+    runs = 200
+    if runner == "threads":
+        barrier = threading.Barrier(runs)
+        with ThreadPoolExecutor(max_workers=runs) as pool:
+            list(pool.map(_writer, [(directory, marker, barrier) for marker in range(runs)]))
+    else:
+        context = multiprocessing.get_context("fork")
+        barrier = context.Barrier(runs)
+        procs = [context.Process(target=_writer, args=((directory, marker, barrier),)) for marker in range(runs)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(120)
+        assert [proc.exitcode for proc in procs] == [0] * runs
+    target = os.path.join(directory, "INC-RACE")
+    with open(os.path.join(target, "report.json")) as handle:
+        marker = json.load(handle)["generated_at"]
+    with open(os.path.join(target, "report.md")) as handle:
+        markdown = handle.read()
+    assert "Generated %s by" % marker in markdown
+    assert sorted(os.listdir(target)) == ["report.json", "report.md"]  # no temporary file or directory left behind
+    for name in ("report.json", "report.md"):
+        assert stat.S_IMODE(os.stat(os.path.join(target, name)).st_mode) == 0o600
