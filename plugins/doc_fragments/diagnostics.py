@@ -42,3 +42,17 @@ options:
     type: path
     default: /proc
 """
+
+    # Modules that return text which may hold secrets (command lines, log lines, query texts).
+    REDACTION = r"""
+options:
+  redaction_key:
+    description:
+      - A random value for this run (the diagnose and log_collection roles make one per run and pass it to every host).
+      - With it, each secret is replaced by a keyed fingerprint (C([REDACTED:kind#8 hex digits]), an HMAC-SHA256 of the
+        secret), so one secret has one placeholder in every module result and on every host of the run, and the
+        placeholder cannot be tested against a guess by anyone without the key. Without it placeholders are numbered
+        per module run.
+    type: str
+"""
+

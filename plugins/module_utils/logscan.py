@@ -29,6 +29,8 @@ import os
 import re
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, truncate
+
 LEVELS = ("fatal", "error", "warn", "info", "debug", "trace", "unknown")
 PINO = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
 NAMES = {"trace": "trace", "debug": "debug", "verbose": "debug", "silly": "trace", "info": "info", "notice": "info",
@@ -158,7 +160,9 @@ def level_of(value):
 
 
 def normalize(message):
-    text = message[:300]
+    """The signature of a message: numbers, ids, hex and paths replaced, cut to 300 characters.
+    Give it redacted text: replacing digits first could leave a secret no pattern recognises."""
+    text = truncate(message, 300, "")
     for pattern, placeholder in NORMALIZE:
         text = pattern.sub(placeholder, text)
     return " ".join(text.split())
@@ -469,13 +473,14 @@ class Scanner(object):
         self.counts = {}
 
     def count_signature(self, entry):
-        key = (entry.level if entry.level != "fatal" else "error", normalize(entry.msg))
+        msg = self.redactor.text(entry.msg)  # whole, before normalize and the cut
+        key = (entry.level if entry.level != "fatal" else "error", normalize(msg))
         item = self.signatures.get(key)
         if item is None:
             if len(self.signatures) >= self.limits["signatures"]:
                 return
             item = self.signatures[key] = {"count": 0, "first_seen": entry.ts, "last_seen": entry.ts, "components": set(),
-                                           "example": entry.msg[:300]}
+                                           "example": truncate(msg, 300, "")}
         seen(item, entry)
 
     def match_known(self, entry, text, rules):
@@ -492,14 +497,14 @@ class Scanner(object):
             if len(hit["files"]) < 10:
                 hit["files"].add(entry.file)
             if len(hit["examples"]) < self.limits["examples"]:
-                hit["examples"].append(self.redactor.text("%s:%d %s" % (entry.file, entry.line, entry.msg[:300])))
+                hit["examples"].append("%s:%d %s" % (entry.file, entry.line, truncate(self.redactor.text(entry.msg), 300, "")))
             groups = match.groupdict()
             if groups.get("port"):
                 hit["ports"][groups["port"]] = hit["ports"].get(groups["port"], 0) + 1
             if groups.get("cmd") and len(hit["cmds"]) < 10:
-                hit["cmds"].add(groups["cmd"])
+                hit["cmds"].add(self.redactor.text(groups["cmd"]))
             if groups.get("dnshost") and len(hit["hosts"]) < 10:
-                hit["hosts"].add(groups["dnshost"])
+                hit["hosts"].add(self.redactor.text(groups["dnshost"]))
             if rule_id == "log.llm_rate_limit":
                 retry = entry.meta.get("retryAfter") or entry.meta.get("retry_after")
                 found = RETRY_AFTER.search(text)
@@ -520,8 +525,8 @@ class Scanner(object):
             timeline["dropped"] += 1
             return
         timeline["entries"].append({"ts": entry.ts, "component": entry.component, "level": entry.level,
-                                    "message": entry.msg[:200], "file": entry.file, "line": entry.line,
-                                    "error_code": entry.meta.get("errorCode")})
+                                    "message": truncate(self.redactor.text(entry.msg), 200, ""), "file": entry.file, "line": entry.line,
+                                    "error_code": self.redactor.text(entry.meta.get("errorCode"))})
 
     # --------------------------------------------------------------- results
     def result(self):
@@ -537,13 +542,14 @@ class Scanner(object):
             "by_component": self.components,
             "buckets": [dict(v, start=iso(k)) for k, v in sorted(self.buckets.items())],
             "first_error_bucket": next((iso(k) for k, v in sorted(self.buckets.items()) if v["errors"]), None),
-            "top_signatures": [{"level": key[0], "signature": self.redactor.text(key[1]), "count": item["count"],
+            # signatures, examples and timeline messages were redacted whole when they were kept, then cut
+            "top_signatures": [{"level": key[0], "signature": key[1], "count": item["count"],
                                 "first_seen": iso(item["first_seen"]), "last_seen": iso(item["last_seen"]),
-                                "components": sorted(item["components"]), "example": self.redactor.text(item["example"])}
+                                "components": sorted(item["components"]), "example": item["example"]}
                                for key, item in signatures],
             "correlation": [{"id": self.redactor.text(key), "errors": item["errors"], "components": sorted(item["components"]),
                              "dropped": item["dropped"],
-                             "timeline": [dict(e, ts=iso(e["ts"]), message=self.redactor.text(e["message"]))
+                             "timeline": [dict(e, ts=iso(e["ts"]))
                                           for e in sorted(item["entries"], key=lambda e: (e["ts"] is None, e["ts"] or 0))]}
                             for key, item in correlated],
             "matches": self.matches,
@@ -731,7 +737,7 @@ def journal_reader(module):
         argv = [journalctl, "-u", unit, "-o", "json", "--no-pager"] + (["--since", "-%ds" % since] if since else [])
         rc, out, err = module.run_command(argv)
         if rc != 0:
-            raise OSError(0, (err or out).strip()[:200] or "journalctl exited with %d" % rc)
+            raise OSError(0, truncate(Redactor().text((err or out).strip()), 200) or "journalctl exited with %d" % rc)
         for line in out.splitlines():
             try:
                 record = json.loads(line)

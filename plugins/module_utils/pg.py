@@ -20,6 +20,8 @@ __metaclass__ = type
 import json
 import re
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
+
 CLIENTS = ("auto", "psycopg", "psycopg2", "psql")
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 APPLICATION_NAME = "agentops.runbooks"
@@ -49,11 +51,15 @@ PRELUDE = ("DO $$BEGIN PERFORM set_config('agentops.server_statement_timeout', c
 
 
 class PgError(Exception):
+    """A connection or query error; its message is redacted (a server error can quote the statement or a DSN)."""
+
     def __init__(self, message, kind=None):
         message = " ".join(str(message).split())
+        kind = kind or classify(message)
+        message = Redactor().text(message)
         super(PgError, self).__init__(message)
         self.message = message
-        self.kind = kind or classify(message)
+        self.kind = kind
 
 
 class PgClientMissing(Exception):

@@ -8,6 +8,7 @@ Both the read-only audit (pg_connection_facts) and the remediation (pg_sessions)
 read sessions through :func:`snapshot`, so they see the same fields computed the
 same way: ages from ``state_change`` (idle time) and ``query_start``, blockers
 from ``pg_blocking_pids``, and lock chains folded to their root blocker.
+Query texts are read whole, redacted, and only then cut (:func:`query_text`).
 PostgreSQL 12 or newer.
 """
 
@@ -15,6 +16,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, truncate
+
+QUERY_CHARS = 500  # characters of a query text returned, after redaction
 SETTINGS = (
     "max_connections", "superuser_reserved_connections", "reserved_connections",
     "idle_in_transaction_session_timeout", "idle_session_timeout", "statement_timeout", "lock_timeout",
@@ -29,7 +35,9 @@ WITH s AS (
          extract(epoch FROM a.xact_start)::float8 AS xact_start,
          extract(epoch FROM a.query_start)::float8 AS query_start,
          extract(epoch FROM a.state_change)::float8 AS state_change,
-         left(a.query, 500) AS query,
+         a.query,  -- whole (the server keeps track_activity_query_size bytes): redacted before it is cut
+         octet_length(a.query) >= (SELECT setting::int - 1 FROM pg_settings WHERE name = 'track_activity_query_size')
+           AS query_cut,
          pg_blocking_pids(a.pid) AS blocked_by,
          coalesce(r.rolsuper, false) AS superuser
   FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
@@ -62,18 +70,34 @@ SELECT json_build_object(
 IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
 
 
+def query_text(redactor, text, cut=False, limit=QUERY_CHARS):
+    """A query text as it may leave the host: redacted whole, then cut to ``limit`` characters.
+
+    ``cut`` says the text was already cut before it reached us (the server keeps only
+    ``track_activity_query_size`` bytes): its last word may be half a secret that no pattern
+    recognises, so it is dropped before redaction (a quoted literal left open is redacted to the end)."""
+    if not text:
+        return ""
+    if cut:
+        text = re.sub(r"\S*$", "", text) + "..."
+    return truncate(redactor.text(text), limit)
+
+
 def _age(now, then):
     return None if then is None else max(0, int(round(now - then)))
 
 
-def snapshot(conn):
+def snapshot(conn, redactor=None):
     """Run the snapshot statement and add derived fields to every session:
     ``idle_seconds`` (since state_change), ``query_seconds`` (since query_start),
     ``xact_seconds``, ``age_seconds`` (since backend_start), ``hidden`` (the
-    connecting role may not see its state). Returns the snapshot dict."""
+    connecting role may not see its state). ``query`` is redacted with ``redactor``
+    (a new one when not given), then cut to QUERY_CHARS. Returns the snapshot dict."""
+    redactor = redactor or Redactor()
     snap = conn.json(SNAPSHOT_SQL)
     now = snap["now"]
     for session in snap["sessions"]:
+        session["query"] = query_text(redactor, session["query"], session.pop("query_cut", False))
         session["idle_seconds"] = _age(now, session["state_change"])
         session["query_seconds"] = _age(now, session["query_start"])
         session["xact_seconds"] = _age(now, session["xact_start"])

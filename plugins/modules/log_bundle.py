@@ -16,15 +16,25 @@ description:
   - Copies the newest part of each log in O(paths) (plain or gzip-rotated, decompressed), journal excerpts of
     O(journald_units) and O(diagnostics) (JSON) into C(<dest>/<incident_id>.tar.gz), with a C(manifest.json) holding the
     sha256, size and redaction count of every file.
-  - "Redacts before anything is written: Anthropic, OpenAI, AWS and GitHub keys, bearer tokens, JWTs, passwords in DSNs
-    and URLs, C(password=)/C(secret=)-style pairs, Set-Cookie and Authorization headers, and O(extra_patterns). The same
-    secret always gets the same placeholder in the whole bundle, so correlation survives."
+  - "Redacts before anything is written, with the collection's one redaction engine: API keys and tokens by their
+    prefixes (Anthropic, OpenAI, AWS, GitHub, GitLab, Slack, Stripe, Google, npm, PyPI, SendGrid, Twilio), JWTs, PEM
+    private key blocks (from BEGIN to END across lines, and inside JSON strings such as a GCP service-account key),
+    Azure storage keys, bearer and basic credentials, passwords in URLs and DSNs, the values of keys, options and JSON
+    fields that name a secret (C(password=), C(--api-key), C(\"clientSecret\": ...)), Cookie, Set-Cookie and
+    Authorization headers, and O(extra_patterns). Logs and journals are redacted as line streams; C(diagnostics.json)
+    field by field. The same secret always gets the same placeholder in the whole bundle, so correlation survives."
   - Checks the free space of O(dest) first and fails before writing if the bundle could not fit with O(min_free_mb) to
     spare; stops adding data at O(max_total_bytes). The directory is 0700, the bundle 0600.
+  - Never writes or reads through a symbolic link. O(dest) (and any directory the module creates for it) must be a
+    real directory owned by the user the module runs as, and an existing C(<incident_id>.tar.gz) must be a regular
+    file of that user; anything else is refused with one sentence, in check mode too. The bundle is written to a
+    temporary file created with C(O_EXCL|O_NOFOLLOW) and renamed into place.
   - A bundle for the same incident id is not rebuilt (unless O(force)), so a second run changes nothing.
   - Missing, unreadable and binary files are listed in the manifest and skipped.
 author:
   - agentops.runbooks developers (@agentops)
+extends_documentation_fragment:
+  - agentops.runbooks.diagnostics.redaction
 options:
   paths:
     description: Log files or globs (C(agentops_log_paths)).
@@ -37,14 +47,14 @@ options:
     elements: str
     default: []
   since:
-    description: Only the last this many seconds of each log and journal (0 for all).
+    description: Only the last this many seconds of each log and journal (0 for all; at most 316224000, ten years).
     type: int
     default: 86400
   diagnostics:
     description: Diagnostic facts and findings to include as C(diagnostics.json) (redacted like the logs).
     type: raw
   dest:
-    description: Directory on the host for bundles.
+    description: Directory on the host for bundles; an absolute path.
     type: path
     default: /var/tmp/agentops-bundles
   incident_id:
@@ -52,15 +62,15 @@ options:
     type: str
     required: true
   max_file_bytes:
-    description: At most this many bytes of each log (the newest part).
+    description: At most this many bytes of each log (the newest part); 1024 to 17179869184 (16 GiB).
     type: int
     default: 52428800
   max_total_bytes:
-    description: At most this many bytes of data in the bundle, before compression.
+    description: At most this many bytes of data in the bundle, before compression; 1024 to 17179869184 (16 GiB).
     type: int
     default: 209715200
   min_free_mb:
-    description: Free space to leave on O(dest)'s filesystem.
+    description: Free space to leave on O(dest)'s filesystem (0 to 1073741824).
     type: int
     default: 512
   extra_patterns:
@@ -112,12 +122,12 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import SkipFile, entry_time, expand, journal_reader, read_lines
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
+from ansible_collections.agentops.runbooks.plugins.module_utils import safefile
 
 ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -151,10 +161,10 @@ class Collector(object):
 
     def write_log(self, path, target, entry):
         before = self.redactor.total
-        budget = min(self.p["max_file_bytes"], self.p["max_total_bytes"] - self.total)
+        state = {"budget": min(self.p["max_file_bytes"], self.p["max_total_bytes"] - self.total), "written": 0}
         report = {}
         keep = True  # lines before the first timestamp are kept
-        written = 0
+        stream = self.redactor.stream()  # redacts line by line; a private key block spans lines
         with open(target, "w") as out:
             for dummy, line in read_lines(path, self.p["max_file_bytes"], 1 << 20, report):
                 if self.since is not None and line[:1] not in (" ", "\t"):
@@ -163,14 +173,24 @@ class Collector(object):
                         keep = ts >= self.since
                 if not keep:
                     continue
-                text = self.redactor.text(line) + "\n"
-                if written + len(text) > budget:
-                    entry["truncated"] = "stopped at the byte cap"
+                if not self.write_lines(out, stream.feed(line), state, entry):
                     break
-                out.write(text)
-                written += len(text)
-        self.total += written
+            else:
+                self.write_lines(out, stream.close(), state, entry)
+        self.total += state["written"]
         entry.update(redactions=self.redactor.total - before, skipped_lines=report.get("long_lines", 0) + report.get("garbage_lines", 0))
+
+    @staticmethod
+    def write_lines(out, lines, state, entry):
+        """Write redacted lines whole while they fit the budget; False once the byte cap is reached."""
+        for line in lines:
+            text = line + "\n"
+            if state["written"] + len(text) > state["budget"]:
+                entry["truncated"] = "stopped at the byte cap"
+                return False
+            out.write(text)
+            state["written"] += len(text)
+        return True
 
     def collect(self, workdir):
         manifest = {"incident_id": self.p["incident_id"], "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -204,16 +224,17 @@ class Collector(object):
                 if lines is None:
                     raise OSError("journalctl is not available")
                 with open(os.path.join(workdir, name), "w") as out:
-                    for line in lines:
-                        out.write(self.redactor.text(line) + "\n")
+                    for line in self.redactor.lines(lines):
+                        out.write(line + "\n")
             except OSError as exc:
                 manifest["skipped"].append({"source": "journal:%s" % unit, "why": getattr(exc, "strerror", None) or str(exc)})
                 continue
             manifest["files"].append({"name": name, "source": "journal:%s" % unit, "redactions": self.redactor.total - before})
         if self.p["diagnostics"] is not None:
             before = self.redactor.total
+            diagnostics = self.redactor.data(json.loads(json.dumps(self.p["diagnostics"], default=str)))  # every string, every secret key
             with open(os.path.join(workdir, "diagnostics.json"), "w") as out:
-                out.write(self.redactor.text(json.dumps(self.p["diagnostics"], indent=2, sort_keys=True, default=str)) + "\n")
+                out.write(json.dumps(diagnostics, indent=2, sort_keys=True) + "\n")
             manifest["files"].append({"name": "diagnostics.json", "source": "diagnose", "redactions": self.redactor.total - before})
         for entry in manifest["files"]:
             path = os.path.join(workdir, entry["name"])
@@ -231,6 +252,31 @@ def planned(params):
             "journald_units": params["journald_units"], "skipped": [{"source": m, "why": "no such file"} for m in missing]}
 
 
+# Ranges of the numeric options: negatives and absurd values are refused before anything is done
+# (ten years of logs, 16 GiB per file and per bundle; a free-space floor no filesystem has fails the space check).
+LIMITS = (("since", 0, 10 * 366 * 86400), ("max_file_bytes", 1024, 16 << 30), ("max_total_bytes", 1024, 16 << 30),
+          ("min_free_mb", 0, 1 << 30))
+
+
+def bundle_sha256(path):
+    """sha256 of the bundle at ``path``, opened without following a link."""
+    digest = hashlib.sha256()
+    with os.fdopen(safefile.open_read(path), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(path, incident_id):
+    """The manifest inside the existing bundle ``path`` (opened without following a link)."""
+    with os.fdopen(safefile.open_read(path), "rb") as handle:
+        with tarfile.open(fileobj=handle, mode="r:gz") as archive:
+            member = archive.extractfile("%s/manifest.json" % incident_id)
+            if member is None:
+                raise ValueError("its manifest.json is not a file")
+            return json.load(member)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -244,6 +290,7 @@ def main():
             max_total_bytes=dict(type="int", default=209715200),
             min_free_mb=dict(type="int", default=512),
             extra_patterns=dict(type="list", elements="str", default=[]),
+            redaction_key=dict(type="str", no_log=True),
             force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -252,46 +299,64 @@ def main():
     try:
         if not ID.match(p["incident_id"]) or p["incident_id"] in (".", ".."):
             raise ValueError("incident_id %r may only hold letters, digits, '.', '_' and '-'." % p["incident_id"])
-        for name, low in (("since", 0), ("max_file_bytes", 1024), ("max_total_bytes", 1024), ("min_free_mb", 0)):
-            if p[name] < low:
-                raise ValueError("%s must be at least %d, got %d." % (name, low, p[name]))
-        redactor = Redactor(p["extra_patterns"])
+        for name, low, high in LIMITS:
+            if not low <= p[name] <= high:
+                raise ValueError("%s must be between %d and %d, got %d." % (name, low, high, p[name]))
+        if not p["dest"] or not os.path.isabs(p["dest"]) or os.path.dirname(p["dest"]) == p["dest"]:
+            raise ValueError("dest must be an absolute path below /, got %r." % p["dest"])
+        redactor = Redactor(p["extra_patterns"], key=p["redaction_key"])
+        name = "%s.tar.gz" % p["incident_id"]
+        bundle = os.path.join(p["dest"], name)
+        # Never through a link, never another user's: refused in check mode too.
+        safefile.check(p["dest"], directory=True)
+        existing = safefile.check(bundle)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    bundle = os.path.join(p["dest"], "%s.tar.gz" % p["incident_id"])
-    if os.path.exists(bundle) and not p["force"]:
-        with tarfile.open(bundle, "r:gz") as archive:
-            manifest = json.load(archive.extractfile("%s/manifest.json" % p["incident_id"]))
-        module.exit_json(changed=False, bundle=bundle, sha256=sha256(bundle), manifest=manifest)
+    except OSError as exc:
+        module.fail_json(msg="Cannot inspect %s: %s." % (p["dest"], exc.strerror or exc))
+    if existing and not p["force"]:
+        try:
+            manifest = read_manifest(bundle, p["incident_id"])
+            digest = bundle_sha256(bundle)
+        except safefile.UnsafePathError as exc:
+            module.fail_json(msg=str(exc))
+        except (OSError, EOFError, ValueError, KeyError, tarfile.TarError) as exc:
+            module.fail_json(msg="%s exists but is not a readable bundle of %s (%s); rebuild it with force." % (
+                bundle, p["incident_id"], getattr(exc, "strerror", None) or exc))
+        module.exit_json(changed=False, bundle=bundle, sha256=digest, manifest=manifest)
     if module.check_mode:
         module.exit_json(changed=True, bundle=bundle, manifest=planned(p))
     try:
-        os.makedirs(p["dest"], mode=0o700, exist_ok=True)
-        os.chmod(p["dest"], 0o700)
-        stat = os.statvfs(p["dest"])
+        dest_fd = safefile.open_dir(p["dest"])  # created 0700, never a link, ours
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg="Cannot write bundles under %s: %s." % (p["dest"], exc.strerror or exc))
+    workdir = None
+    try:
+        stat = os.fstatvfs(dest_fd)
         free_mb = stat.f_bavail * stat.f_frsize / 1048576.0
         needed_mb = p["max_total_bytes"] / 1048576.0 * 2 + p["min_free_mb"]  # work copy + archive
         if free_mb < needed_mb:
             module.fail_json(msg="Not enough free space in %s for the bundle: %d MB free, %d MB needed (max_total_bytes twice "
                                  "plus min_free_mb); nothing was written." % (p["dest"], free_mb, needed_mb))
-        workdir = tempfile.mkdtemp(prefix=".bundle-", dir=p["dest"])
-    except OSError as exc:
-        module.fail_json(msg="Cannot write bundles under %s: %s." % (p["dest"], exc.strerror or exc))
-    try:
+        workdir = os.path.join(p["dest"], safefile.make_tempdir(dest_fd, prefix=".bundle-"))
         os.makedirs(os.path.join(workdir, "logs"))
         os.makedirs(os.path.join(workdir, "journal"))
         manifest = Collector(p, redactor, journal_reader(module)).collect(workdir)
-        fd, tmp = tempfile.mkstemp(prefix=".bundle-", suffix=".tar.gz", dir=p["dest"])
-        os.close(fd)
-        os.chmod(tmp, 0o600)
-        with tarfile.open(tmp, "w:gz") as archive:
-            archive.add(workdir, arcname=p["incident_id"], filter=_private)
-        os.rename(tmp, bundle)
+        with safefile.atomic_file(dest_fd, name, where=p["dest"]) as raw:
+            with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+                archive.add(workdir, arcname=p["incident_id"], filter=_private)
+        digest = bundle_sha256(bundle)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="Cannot build the bundle in %s: %s." % (p["dest"], exc.strerror or exc))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    module.exit_json(changed=True, bundle=bundle, sha256=sha256(bundle), manifest=manifest)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        os.close(dest_fd)
+    module.exit_json(changed=True, bundle=bundle, sha256=digest, manifest=manifest)
 
 
 def _private(info):

@@ -34,6 +34,7 @@ author:
   - agentops.runbooks developers (@agentops)
 extends_documentation_fragment:
   - agentops.runbooks.diagnostics
+  - agentops.runbooks.diagnostics.redaction
 options:
   paths:
     description: Log files or globs (C(agentops_log_paths)). Rotated C(.gz) files are read too.
@@ -124,7 +125,9 @@ facts:
       description: Throughput of the scan.
       type: float
     redactions:
-      description: Secrets replaced in the text returned, per kind (text is redacted as it is reported).
+      description: Secrets replaced in the text returned, per kind. A message is redacted whole before it is
+        normalised into a signature or cut into an example or a timeline entry; the whole result passes through the
+        redaction engine once more before it is returned.
       type: dict
 findings:
   description: Findings of the C(log.*) rules.
@@ -149,7 +152,7 @@ from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Re
 
 
 def scan(params, journal=None, clock=time.monotonic):
-    redactor = Redactor()
+    redactor = Redactor(key=params.get("redaction_key"))
     since = time.time() - params["since"] if params["since"] else None
     scanner = Scanner(redactor, since=since, bucket=params["bucket_seconds"], top_n=params["top_n"])
     deadline = clock() + params["timeout"]
@@ -196,11 +199,13 @@ def scan(params, journal=None, clock=time.monotonic):
     matches = result.pop("matches")
     facts.update(result)
     facts["mb_per_second"] = round(total / 1048576.0 / elapsed, 1)
-    facts["redactions"] = redactor.counts
     findings = [f for f in (finding(rule_id, hit, params["thresholds"]) for rule_id, hit in sorted(matches.items())) if f]
     for item in incomplete:
         findings.append(fm.make("log.check_incomplete", "unknown", {"what": item["check"], "error": item["error"]}, subject=item["check"]))
-    return {"facts": facts, "findings": fm.ordered(findings), "incomplete": incomplete}
+    # Defence in depth: every string of the result once more (paths, components, ids, evidence), same placeholders.
+    result = redactor.data({"facts": facts, "findings": fm.ordered(findings), "incomplete": incomplete}, keep=("signature",))
+    result["facts"]["redactions"] = dict(redactor.counts)
+    return result
 
 
 def finding(rule_id, hit, thresholds):
@@ -238,6 +243,7 @@ def main():
             top_n=dict(type="int", default=10),
             timeout=dict(type="int", default=60),
             thresholds=dict(type="dict", default={}),
+            redaction_key=dict(type="str", no_log=True),
         ),
         supports_check_mode=True,
     )

@@ -27,11 +27,15 @@ description:
     error; C(pg.unreachable) (critical) classified as refused, auth, timeout, dns and so on.
   - Without C(pg_monitor) or C(pg_read_all_stats), other roles' sessions are hidden; that is reported as an
     C(unknown) C(pg.limited_privileges) finding, never as healthy.
-  - Query texts are truncated and redacted (passwords, tokens) on the host.
+  - Query texts (C(pg_stat_activity.query), C(pg_stat_statements.query)) are read whole, redacted on the host
+    (passwords, tokens, keys, DSNs; the same engine as logs and bundles) and only then cut; a text the server already
+    cut (C(track_activity_query_size)) loses its last, possibly partial word first. The whole result passes through the
+    redaction engine once more before it is returned.
 author:
   - agentops.runbooks developers (@agentops)
 extends_documentation_fragment:
   - agentops.runbooks.diagnostics
+  - agentops.runbooks.diagnostics.redaction
   - agentops.runbooks.postgres
 options:
   top_n:
@@ -139,14 +143,16 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import pg
-from ansible_collections.agentops.runbooks.plugins.module_utils.pg_activity import IDLE_IN_TRANSACTION, lock_chains, snapshot
+from ansible_collections.agentops.runbooks.plugins.module_utils.pg_activity import IDLE_IN_TRANSACTION, lock_chains, query_text, snapshot
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 
+STATEMENT_CHARS = 300  # characters of a statement returned, after redaction
+STATEMENT_READ = 8192  # characters read of each statement; what is cut beyond is never returned
 TIMEOUTS = ("idle_in_transaction_session_timeout", "idle_session_timeout", "statement_timeout", "lock_timeout")
 STATEMENTS_SQL = """
 SELECT coalesce(json_agg(t), '[]'::json) FROM (
   SELECT queryid::text AS queryid, calls, round(%(total)s::numeric, 1) AS total_ms, round(%(mean)s::numeric, 1) AS mean_ms,
-         rows, left(query, 300) AS query
+         rows, left(query, %(chars)d) AS query, length(query) > %(chars)d AS query_cut
   FROM pg_stat_statements ORDER BY %(total)s DESC LIMIT %(limit)d) AS t
 """
 
@@ -165,10 +171,10 @@ def _count(items, key):
 
 
 class Audit(object):
-    def __init__(self, thresholds=None, top_n=10):
+    def __init__(self, thresholds=None, top_n=10, redaction_key=None):
         self.thresholds = thresholds or {}
         self.top_n = top_n
-        self.redactor = Redactor()
+        self.redactor = Redactor(key=redaction_key)
         self.findings = []
 
     def add(self, rule_id, value, evidence, subject=None):
@@ -184,7 +190,7 @@ class Audit(object):
             "superuser": session["superuser"], "idle_seconds": session["idle_seconds"],
             "query_seconds": session["query_seconds"], "xact_seconds": session["xact_seconds"],
             "wait_event": ("%s:%s" % (session["wait_event_type"], session["wait_event"])) if session["wait_event_type"] else None,
-            "blocked_by": session["blocked_by"], "query": self.redactor.text(session["query"] or ""),
+            "blocked_by": session["blocked_by"], "query": session["query"],  # redacted by snapshot()
         }
 
     def analyze(self, snap):
@@ -268,7 +274,7 @@ class Audit(object):
                 "root_pid": chain["root_pid"], "root_application": root.get("application") or "(none)",
                 "root_state": root.get("state") or "unknown", "root_user": root.get("user"),
                 "blocked": chain["blocked"], "blocked_pids": chain["blocked_pids"], "max_wait_seconds": chain["max_wait_seconds"],
-                "root_query": self.redactor.text(root.get("query") or ""),
+                "root_query": root.get("query") or "",
             }
             self.add("pg.lock_chain", chain["max_wait_seconds"], evidence, subject="pid %d" % chain["root_pid"])
             out.append(evidence)
@@ -284,7 +290,7 @@ class Audit(object):
             self.add("pg.long_query", top["query_seconds"], {
                 "count": len(long_ones), "threshold": lowest, "pid": top["pid"], "application": top["application"] or "(none)",
                 "longest_seconds": top["query_seconds"], "pids": [s["pid"] for s in long_ones],
-                "query": self.redactor.text(top["query"] or ""),
+                "query": top["query"],
             })
         return [self.brief(s) for s in active[:self.top_n]]
 
@@ -302,17 +308,17 @@ class Audit(object):
             return []
         names = {"total": "total_exec_time", "mean": "mean_exec_time"} if snap["version_num"] >= 130000 else \
             {"total": "total_time", "mean": "mean_time"}
-        rows = conn.json(STATEMENTS_SQL % dict(names, limit=self.top_n)) or []
+        rows = conn.json(STATEMENTS_SQL % dict(names, limit=self.top_n, chars=STATEMENT_READ)) or []
         for row in rows:
-            row["query"] = self.redactor.text(row.get("query") or "")
+            row["query"] = query_text(self.redactor, row.get("query"), row.pop("query_cut", False), STATEMENT_CHARS)
         return rows
 
 
-def audit(params, connect, thresholds=None, top_n=10):
+def audit(params, connect, thresholds=None, top_n=10, redaction_key=None):
     """Run the audit. ``connect(params)`` returns a pg connection or raises.
     Returns {facts, findings, incomplete}; never raises for server-side trouble."""
     target = target_of(params)
-    worker = Audit(thresholds, top_n)
+    worker = Audit(thresholds, top_n, redaction_key)
     began = time.monotonic()
     try:
         conn = connect(params)
@@ -321,10 +327,10 @@ def audit(params, connect, thresholds=None, top_n=10):
         evidence = {"target": target, "kind": exc.kind, "error": exc.message, "user": params.get("user") or "(default)",
                     "host": params.get("host") or "localhost", "port": params.get("port")}
         rule = "pg.too_many_clients" if exc.kind in ("too_many_clients", "reserved_slots") else "pg.unreachable"
-        return {"facts": {"reachable": False, "target": target, "error": exc.message, "error_kind": exc.kind},
-                "findings": [fm.make(rule, "critical", evidence, subject=target)], "incomplete": []}
+        return worker.redactor.data({"facts": {"reachable": False, "target": target, "error": exc.message, "error_kind": exc.kind},
+                                     "findings": [fm.make(rule, "critical", evidence, subject=target)], "incomplete": []})
     try:
-        snap = snapshot(conn)
+        snap = snapshot(conn, worker.redactor)
         queried = time.monotonic()
         facts = worker.analyze(snap)
         facts["connect_ms"] = int((connected - began) * 1000)
@@ -335,18 +341,20 @@ def audit(params, connect, thresholds=None, top_n=10):
             facts["statements"] = []
             facts["statements_error"] = exc.message
     except pg.PgError as exc:
-        return {"facts": {"reachable": True, "target": target, "error": exc.message},
-                "findings": [fm.make("pg.check_incomplete", "unknown", {"target": target, "error": exc.message})],
-                "incomplete": [{"check": "pg audit", "error": exc.message}]}
+        return worker.redactor.data({"facts": {"reachable": True, "target": target, "error": exc.message},
+                                     "findings": [fm.make("pg.check_incomplete", "unknown", {"target": target, "error": exc.message})],
+                                     "incomplete": [{"check": "pg audit", "error": exc.message}]})
     finally:
         conn.close()
     facts.update(target=target, client=conn.client)
-    return {"facts": facts, "findings": fm.ordered(worker.findings), "incomplete": []}
+    # Defence in depth: every string once more (application names, errors, evidence), same placeholders.
+    return worker.redactor.data({"facts": facts, "findings": fm.ordered(worker.findings), "incomplete": []})
 
 
 def main():
     spec = pg.argument_spec()
-    spec.update(thresholds=dict(type="dict", default={}), top_n=dict(type="int", default=10))
+    spec.update(thresholds=dict(type="dict", default={}), top_n=dict(type="int", default=10),
+                redaction_key=dict(type="str", no_log=True))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
     try:
@@ -362,7 +370,7 @@ def main():
         return pg.connect(p, runner=runner, find_psql=lambda: module.get_bin_path("psql"))
 
     try:
-        result = audit(params, connect, thresholds, params["top_n"])
+        result = audit(params, connect, thresholds, params["top_n"], params["redaction_key"])
     except pg.PgClientMissing as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **result)

@@ -157,7 +157,11 @@ actions:
     query_start:
       description: When its current or last query started (UTC, ISO 8601).
       type: str
-skipped:
+    query:
+      description: Its current or last query text, redacted whole on the host (passwords, tokens, keys, DSNs), then cut
+        to 500 characters.
+      type: str
+left_alone:
   description: Sessions that matched an action but were protected by a guardrail, each with C(pid) and C(why).
   returned: always
   type: list
@@ -340,7 +344,8 @@ def describe(items):
 
 def run(conn, opts, check_mode):
     queries = []
-    actions, skipped = plan(snapshot(conn), opts)
+    redactor = Redactor()  # one for the run: the same query text keeps one placeholder
+    actions, skipped = plan(snapshot(conn, redactor), opts, redactor)
     if actions and not check_mode:
         execute(conn, actions, opts, queries)
     for item in actions:
@@ -348,8 +353,9 @@ def run(conn, opts, check_mode):
     changed = any(a["done"] for a in actions) if not check_mode else bool(actions)
     # Diff: the sessions selected before; after, those a real run could not end ("" in check mode: all would go).
     remaining = [] if check_mode else [a for a in actions if not a["done"]]
-    return {"changed": changed, "actions": actions, "skipped": skipped, "queries": queries,
-            "diff": {"before": describe(actions), "after": describe(remaining)}}
+    # Query texts were redacted whole before they were cut (snapshot); every string passes once more.
+    return redactor.data({"changed": changed, "actions": actions, "left_alone": skipped, "queries": queries,
+                          "diff": {"before": describe(actions), "after": describe(remaining)}})
 
 
 def validate(params):

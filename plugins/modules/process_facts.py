@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - agentops.runbooks.diagnostics
   - agentops.runbooks.diagnostics.procfs
+  - agentops.runbooks.diagnostics.redaction
 options:
   patterns:
     description:
@@ -183,6 +184,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils.memory import MemoryCollector, kernel_log_reader
+from ansible_collections.agentops.runbooks.plugins.module_utils import redact
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 
 CMD_MAX = 512
@@ -190,7 +192,8 @@ AGENTS_MAX = 200
 
 
 class ProcessCollector(object):
-    def __init__(self, proc, patterns, top_n=10, thresholds=None, include_table=False, memory=None, supervision=None):
+    def __init__(self, proc, patterns, top_n=10, thresholds=None, include_table=False, memory=None, supervision=None,
+                 redactor=None):
         self.proc = proc
         self.supervision = supervision
         self.memory = memory
@@ -198,7 +201,7 @@ class ProcessCollector(object):
         self.top_n = top_n
         self.thresholds = thresholds or {}
         self.include_table = include_table
-        self.redactor = Redactor()
+        self.redactor = redactor or Redactor()
         self.unreadable = 0
         self.vanished = 0
 
@@ -238,7 +241,7 @@ class ProcessCollector(object):
 
     def cmd(self, entry):
         text = self.redactor.argv(entry["argv"]) if entry["argv"] else "[%s]" % entry["name"]
-        return text if len(text) <= CMD_MAX else text[:CMD_MAX] + "..."
+        return redact.truncate(text, CMD_MAX)
 
     def brief(self, entry):
         return {
@@ -441,6 +444,7 @@ def main():
             leak_min_age=dict(type="float", default=120.0),
             cgroup_root=dict(type="path", default="/sys/fs/cgroup"),
             kernel_log=dict(type="bool", default=True),
+            redaction_key=dict(type="str", no_log=True),
         ),
         supports_check_mode=True,
     )
@@ -468,9 +472,10 @@ def main():
     memory = MemoryCollector(proc, procfs.CgroupFS(params["cgroup_root"]), params["leak_window"], params["leak_samples"],
                              params["leak_max_processes"], thresholds, kernel_log_reader(module) if params["kernel_log"] else None,
                              min_age=params["leak_min_age"])
+    redactor = Redactor(key=params["redaction_key"])
     collector = ProcessCollector(proc, patterns, params["top_n"], thresholds, params["include_table"], memory,
-                                 procfs.Supervision(proc))
-    module.exit_json(changed=False, **collector.run())
+                                 procfs.Supervision(proc), redactor)
+    module.exit_json(changed=False, **redactor.data(collector.run()))
 
 
 if __name__ == "__main__":

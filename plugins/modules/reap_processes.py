@@ -144,6 +144,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils import services as services_util
+from ansible_collections.agentops.runbooks.plugins.module_utils import redact
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 
 
@@ -221,7 +222,7 @@ class Reaper(object):
         return True
 
     def cmd(self, entry):
-        return self.redactor.argv(entry["argv"])[:300] if entry["argv"] else "[%s]" % entry["name"]
+        return redact.truncate(self.redactor.argv(entry["argv"]), 300) if entry["argv"] else "[%s]" % entry["name"]
 
     def reap_zombies(self, scan):
         results, restart = [], []

@@ -50,7 +50,7 @@ def test_check_mode_lists_exactly_the_targets_and_signals_nothing(pg_server, inc
     assert [(a["pid"], a["action"], a["done"]) for a in result["actions"]] == [(incident["holder"], "terminate", False)]
     reasons = result["actions"][0]["reasons"]
     assert any("root blocker of 1 session" in r for r in reasons) and any("idle in transaction for" in r for r in reasons)
-    skipped = dict((s["pid"], s["why"]) for s in result["skipped"])
+    skipped = dict((s["pid"], s["why"]) for s in result["left_alone"])
     assert skipped[incident["superuser"]] == "superuser session"
     assert skipped[incident["protected"]] == "application 'pg_dump' is allow-listed"
     assert alive(pg_server, incident.values()) == set(incident.values())
@@ -101,7 +101,7 @@ def test_max_terminations_and_deny_lists_bound_the_run(pg_server, sessions):
     assert rc == 0, result
     done = [a["pid"] for a in result["actions"] if a["done"]]
     assert len(done) == 1 and done[0] in targets
-    whys = dict((s["pid"], s["why"]) for s in result["skipped"])
+    whys = dict((s["pid"], s["why"]) for s in result["left_alone"])
     assert whys[other] == "application 'web' is not in deny_applications"
     assert sum(1 for w in whys.values() if w == "over the limit of 1 terminations per run") == 2
     assert alive(pg_server, targets + [other]) == set(targets + [other]) - set(done)

@@ -118,3 +118,68 @@ def test_total_cap_stops_adding_data(tmp_path, corpus):
 def test_bad_arguments_fail_with_one_sentence(tmp_path, corpus, extra, message):
     rc, result = build(tmp_path, corpus[0], **extra)
     assert rc != 0 and message in result["msg"]
+
+
+def test_bundle_dest_missing_parents_are_created_private_and_no_temporary_file_is_left(tmp_path, corpus):
+    rc, result = build(tmp_path, corpus[0], dest=str(tmp_path / "var" / "bundles"))
+    assert rc == 0, result
+    for path in (tmp_path / "var", tmp_path / "var" / "bundles"):
+        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o700
+    assert os.listdir(tmp_path / "var" / "bundles") == ["INC-9.tar.gz"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_bundle_dest_that_is_a_symlink_is_refused_and_nothing_is_written_through_it(tmp_path, corpus, check_mode):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    os.symlink(str(elsewhere), str(tmp_path / "bundles"))
+    rc, result = build(tmp_path, corpus[0], _ansible_check_mode=check_mode)
+    assert rc != 0 and result["msg"] == ("Refusing to use %s: it is a symbolic link, and private files are never "
+                                         "written through one." % (tmp_path / "bundles"))
+    assert os.listdir(elsewhere) == [] and stat.S_IMODE(os.stat(elsewhere).st_mode) == 0o755
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_bundle_file_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path, corpus, force):
+    (tmp_path / "bundles").mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.symlink(str(victim), str(tmp_path / "bundles" / "INC-9.tar.gz"))
+    rc, result = build(tmp_path, corpus[0], force=force)
+    assert rc != 0 and "INC-9.tar.gz: it is a symbolic link" in result["msg"], result
+    assert victim.read_text() == "precious" and os.listdir(tmp_path / "bundles") == ["INC-9.tar.gz"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_bundle_dest_owned_by_another_user_is_refused(tmp_path, corpus):
+    (tmp_path / "bundles").mkdir(mode=0o755)
+    os.chown(str(tmp_path / "bundles"), 65534, 65534)
+    rc, result = build(tmp_path, corpus[0])
+    assert rc != 0 and "it is owned by uid 65534" in result["msg"]
+    assert os.listdir(tmp_path / "bundles") == [] and stat.S_IMODE(os.stat(tmp_path / "bundles").st_mode) == 0o755
+
+
+def test_a_corrupt_existing_bundle_is_one_sentence_not_a_traceback(tmp_path, corpus):
+    (tmp_path / "bundles").mkdir(mode=0o700)
+    (tmp_path / "bundles" / "INC-9.tar.gz").write_bytes(b"not a gzip file")
+    rc, result = build(tmp_path, corpus[0])
+    assert rc != 0 and "exists but is not a readable bundle of INC-9" in result["msg"] and "rebuild it with force" in result["msg"]
+    rc, result = build(tmp_path, corpus[0], force=True)
+    assert rc == 0 and result["changed"] is True, result
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"since": -1}, "since must be between 0 and 316224000, got -1."),
+    ({"since": 10 ** 12}, "since must be between 0 and 316224000, got 1000000000000."),
+    ({"max_file_bytes": 0}, "max_file_bytes must be between 1024 and 17179869184, got 0."),
+    ({"max_file_bytes": 10 ** 15}, "max_file_bytes must be between 1024 and 17179869184"),
+    ({"max_total_bytes": -5}, "max_total_bytes must be between 1024 and 17179869184, got -5."),
+    ({"min_free_mb": -1}, "min_free_mb must be between 0 and 1073741824, got -1."),
+    ({"min_free_mb": 10 ** 12}, "min_free_mb must be between 0 and 1073741824"),
+    ({"dest": "relative/bundles"}, "dest must be an absolute path below /, got 'relative/bundles'."),
+    ({"dest": "/"}, "dest must be an absolute path below /, got '/'."),
+])
+def test_bundle_numbers_out_of_range_and_bad_dest_are_one_sentence_before_anything_is_done(tmp_path, corpus, extra, message):
+    rc, result = build(tmp_path, corpus[0], **extra)
+    assert rc != 0 and message in result["msg"] and "Traceback" not in result["msg"]
+    assert not (tmp_path / "bundles").exists()
