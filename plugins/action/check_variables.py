@@ -41,6 +41,6 @@ class ActionModule(ActionBase):
         except ValueError as exc:
             return dict(result, failed=True, msg=str(exc))
         if problems:
-            return dict(result, failed=True, msg=problems[0] + (" (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:]))
-                                                                 if len(problems) > 1 else ""), problems=problems)
+            more = " (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:])) if len(problems) > 1 else ""
+            return dict(result, failed=True, msg=problems[0] + more, problems=problems)
         return result

@@ -55,4 +55,3 @@ options:
         per module run.
     type: str
 """
-

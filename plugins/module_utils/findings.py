@@ -95,7 +95,7 @@ def validate_thresholds(overrides):
                 number = float(value)
             except (TypeError, ValueError):
                 raise ValueError("threshold %s.%s must be a number, got %r." % (rule_id, level, value))
-            if number < 0 or number != number or number in (float("inf"),):
+            if not 0 <= number < float("inf"):  # also refuses NaN
                 raise ValueError("threshold %s.%s must be a finite number of at least 0, got %s." % (rule_id, level, value))
             cleaned[rule_id][level] = number
     return cleaned

@@ -45,6 +45,7 @@ ISO = re.compile(r"(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z
 SYSLOG = re.compile(r"^(?P<ts>[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})")
 LEVEL_WORD = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|ERR|FATAL|CRIT(?:ICAL)?|PANIC)\b", re.I)
 CORRELATION_ORDER = dict((key, index) for index, key in enumerate(CORRELATION_KEYS))
+PLAIN_USER = re.compile(r"\b(?:userId|user_id|user)[\"']?\s*[=:]\s*[\"']?(?P<value>[\w.@:-]{1,128})")
 PLAIN_ID = re.compile(r"\b(?P<key>%s)[\"']?\s*[=:]\s*[\"']?(?P<value>[\w.:-]{3,})" % "|".join(re.escape(k) for k in CORRELATION_KEYS))
 
 NORMALIZE = [
@@ -103,7 +104,10 @@ PORT_SERVICES = {"5432": "PostgreSQL", "6379": "Redis", "3306": "MySQL", "27017"
                  "9200": "Elasticsearch", "11211": "memcached", "443": "an HTTPS endpoint", "80": "an HTTP endpoint",
                  "8080": "an HTTP service", "3000": "a Node HTTP service", "9092": "Kafka", "2379": "etcd"}
 
-LIMITS = {"components": 200, "buckets": 10000, "signatures": 5000, "ids": 2000, "per_id": 40, "examples": 3}
+LIMITS = {"components": 200, "buckets": 10000, "signatures": 5000, "ids": 2000, "per_id": 40, "examples": 3,
+          "component_buckets": 50000, "affected": 100000}
+# Who an error entry affected: user ids from these metadata keys (or userId=... in the message).
+USER_KEYS = ("userId", "user_id", "user", "uid", "accountId", "account_id")
 
 
 EPOCH = re.compile(r"^\d{10}(?:\.\d+)?$")
@@ -295,6 +299,8 @@ class Scanner(object):
         self.tails = {}  # ".123Z", "+02:00", "" -> (fraction, zone offset in seconds)
         self.level_words = {}  # "ERROR" -> "error"
         self.service = (None, None)
+        self.component_buckets = {}  # (component, bucket start) -> [entries, errors]
+        self.affected = {"users": set(), "conversations": set(), "capped": False}
 
     # --------------------------------------------------------------- feeding
     def feed(self, line, file, number):
@@ -433,12 +439,62 @@ class Scanner(object):
         if level in SERIOUS:
             self.count_signature(entry)
             self.match_hints(entry)
+            if level != "warn":
+                self.note_affected(entry)
         elif level == "unknown":
             self.match_hints(entry)
         msg = entry.msg
         if entry.meta or "Id" in msg or "_id" in msg or "-id" in msg:
             for value in entry.ids():
                 self.correlate(value, entry)
+
+    def note_affected(self, entry):
+        """Remember the distinct users and conversations an error entry names (bounded)."""
+        affected = self.affected
+        users = [str(entry.meta[key]) for key in USER_KEYS if entry.meta.get(key)]
+        if not users and "ser" in entry.msg:
+            users = [m.group("value") for m in PLAIN_USER.finditer(entry.msg)]
+        for kind, values in (("users", users), ("conversations", entry.ids())):
+            for value in values[:3]:
+                if len(affected[kind]) < self.limits["affected"]:
+                    affected[kind].add(value[:128])
+                elif value[:128] not in affected[kind]:
+                    affected["capped"] = True
+
+    def error_rates(self, now, window):
+        """The error share of the most recent ``window`` seconds of the scan (ending at ``now`` or, for logs that
+        stopped earlier, at their newest entry) overall and per component, and of everything before it (the
+        baseline); None without timestamped entries."""
+        self.fold()
+        if not self.buckets:
+            return None
+        end = min(now, max(self.buckets) + self.bucket)
+        start = end - window
+
+        def share(keys):
+            entries = sum(self.buckets[k]["total"] for k in keys)
+            errors = sum(self.buckets[k]["errors"] for k in keys)
+            return entries, errors, round(100.0 * errors / entries, 1) if entries else 0.0
+        recent = [k for k in self.buckets if start <= k < end]
+        earlier = [k for k in self.buckets if k < start]
+        components = {}
+        for (name, bucket), (entries, errors) in self.component_buckets.items():
+            if start <= bucket < end:
+                item = components.setdefault(name, [0, 0])
+                item[0] += entries
+                item[1] += errors
+        per_component = sorted(({"component": name, "entries": e, "errors": x, "error_percent": round(100.0 * x / e, 1)}
+                                for name, (e, x) in components.items() if e), key=lambda c: (-c["error_percent"], -c["errors"]))
+        total = sum(b["total"] for b in self.buckets.values())
+        errors = sum(b["errors"] for b in self.buckets.values())
+        recent_entries, recent_errors, recent_percent = share(recent)
+        baseline_entries, baseline_errors, baseline_percent = share(earlier)
+        return {"window_start": iso(start), "window_end": iso(end), "recent_entries": recent_entries, "recent_errors": recent_errors,
+                "recent_error_percent": recent_percent, "baseline_entries": baseline_entries, "baseline_errors": baseline_errors,
+                "baseline_error_percent": baseline_percent, "overall_entries": total, "overall_errors": errors,
+                "overall_error_percent": round(100.0 * errors / total, 1) if total else 0.0, "components": per_component[:10],
+                "errors_per_minute": [{"start": iso(k), "errors": self.buckets[k]["errors"], "entries": self.buckets[k]["total"]}
+                                      for k in sorted(self.buckets)[-60:]]}
 
     def match_hints(self, entry):
         text = entry.text()
@@ -460,6 +516,13 @@ class Scanner(object):
             per_level[level] = per_level.get(level, 0) + count
             if start is None:
                 continue
+            per_component = self.component_buckets.get((name, start))
+            if per_component is None and len(self.component_buckets) < self.limits["component_buckets"]:
+                per_component = self.component_buckets[(name, start)] = [0, 0]
+            if per_component is not None:
+                per_component[0] += count
+                if level in ("error", "fatal"):
+                    per_component[1] += count
             bucket = self.buckets.get(start)
             if bucket is None:
                 if len(self.buckets) >= limit_buckets:
@@ -542,6 +605,8 @@ class Scanner(object):
             "by_component": self.components,
             "buckets": [dict(v, start=iso(k)) for k, v in sorted(self.buckets.items())],
             "first_error_bucket": next((iso(k) for k, v in sorted(self.buckets.items()) if v["errors"]), None),
+            "affected": {"users": len(self.affected["users"]), "conversations": len(self.affected["conversations"]),
+                         "capped": self.affected["capped"]},
             # signatures, examples and timeline messages were redacted whole when they were kept, then cut
             "top_signatures": [{"level": key[0], "signature": key[1], "count": item["count"],
                                 "first_seen": iso(item["first_seen"]), "last_seen": iso(item["last_seen"]),

@@ -236,7 +236,9 @@ def _limit(value):
 
 
 def is_kernel_thread(stat):
-    return bool(stat["flags"] & PF_KTHREAD) or stat["pid"] == 2 or stat["ppid"] == 2
+    """Kernel threads carry PF_KTHREAD. (Not "PID 2 and its children": in a PID namespace - a container - PID 2 is
+    an ordinary process, often the agent itself, and kthreadd is not visible at all.)"""
+    return bool(stat["flags"] & PF_KTHREAD)
 
 
 _USERS = {}

@@ -492,10 +492,8 @@ class Redactor(object):
         replaced from BEGIN to END by one line with its placeholder. Yields the lines to write."""
         stream = LineStream(self)
         for line in lines:
-            for out in stream.feed(line):
-                yield out
-        for out in stream.close():
-            yield out
+            yield from stream.feed(line)
+        yield from stream.close()
 
 
 class LineStream(object):

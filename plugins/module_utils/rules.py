@@ -35,6 +35,16 @@ CATEGORIES = {
     "diagnose": "The diagnosis itself",
 }
 
+
+def _remediate_postgres(options):
+    """The remediate_postgres command with ``options``, most specific first: where the host's PostgreSQL is
+    (filled from the inventory; never a password), then without the user, then the options alone."""
+    where = "--limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database}"
+    return ["ansible-playbook agentops.runbooks.remediate_postgres %s -e agentops_pg_user={pg_user} %s" % (where, options),
+            "ansible-playbook agentops.runbooks.remediate_postgres %s %s" % (where, options),
+            "ansible-playbook agentops.runbooks.remediate_postgres %s" % options]
+
+
 RULES = {
     # ------------------------------------------------------------------ host
     "host.load": {
@@ -381,11 +391,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Free idle and idle-in-transaction sessions of the hogging application (dry run first), then fix its pool size.",
-            "command": [
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e pg_connections_terminate_idle_in_transaction_after=300",
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e pg_connections_terminate_idle_in_transaction_after=300",
-                "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_idle_in_transaction_after=300",
-            ],
+            "command": _remediate_postgres("-e pg_connections_terminate_idle_in_transaction_after=300"),
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 80.0, "high": 90.0, "critical": 95.0},
@@ -403,11 +409,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Cap the application's idle sessions (oldest first), then lower its pool max or fix the missing release().",
-            "command": [
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e {idle_caps}",
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e {idle_caps}",
-                "ansible-playbook agentops.runbooks.remediate_postgres -e {idle_caps}",
-            ],
+            "command": _remediate_postgres("-e {idle_caps}"),
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 50.0, "high": 75.0},
@@ -424,11 +426,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Terminate the oldest ones (dry run first) and set idle_in_transaction_session_timeout for the role.",
-            "command": [
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}",
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}",
-                "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}",
-            ],
+            "command": _remediate_postgres("-e pg_connections_terminate_idle_in_transaction_after={oldest_seconds}"),
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 60, "high": 300, "critical": 1800},
@@ -445,11 +443,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Terminate the root blocker (dry run first); its transaction rolls back and the chain drains.",
-            "command": [
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e pg_connections_terminate_blockers_after={max_wait_seconds}",
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e pg_connections_terminate_blockers_after={max_wait_seconds}",
-                "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_terminate_blockers_after={max_wait_seconds}",
-            ],
+            "command": _remediate_postgres("-e pg_connections_terminate_blockers_after={max_wait_seconds}"),
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 5, "high": 30, "critical": 300},
@@ -464,11 +458,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Cancel it (the session survives), terminate only if cancel does not help; then set statement_timeout.",
-            "command": [
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e pg_connections_cancel_active_after={threshold}",
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e pg_connections_cancel_active_after={threshold}",
-                "ansible-playbook agentops.runbooks.remediate_postgres -e pg_connections_cancel_active_after={threshold}",
-            ],
+            "command": _remediate_postgres("-e pg_connections_cancel_active_after={threshold}"),
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 60, "high": 300, "critical": 1800},
@@ -500,11 +490,7 @@ RULES = {
         ),
         "fix": {
             "summary": "Set idle_in_transaction_session_timeout for the application roles.",
-            "command": [
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e agentops_pg_user={pg_user} -e {role_timeouts}",
-                "ansible-playbook agentops.runbooks.remediate_postgres --limit {host} -e agentops_pg_host={pg_host} -e agentops_pg_port={pg_port} -e agentops_pg_database={pg_database} -e {role_timeouts}",
-                "ansible-playbook agentops.runbooks.remediate_postgres -e {role_timeouts}",
-            ],
+            "command": _remediate_postgres("-e {role_timeouts}"),
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {},
@@ -856,6 +842,50 @@ RULES = {
             "playbook": None,
         },
         "thresholds": {'critical': 1},
+    },
+    "log.error_rate": {
+        "category": "log",
+        "title": "Share of errors in the logs",
+        "symptom": ("{recent_error_percent}% of {recent_entries} log entries between {first_seen} and {last_seen} were errors "
+                    "({overall_error_percent}% over the whole scan); worst: {worst_components}. Affected: {affected_users} user(s), "
+                    "{affected_conversations} conversation(s) with errors."),
+        "diagnosis": (
+            "The error share of the most recent window (agentops_recent_window, default 15 minutes, ending at the newest "
+            "entry) is what users feel now. 50% or more is an outage of that service for half its requests (SEV-2 or "
+            "worse); from 95% the service is down (SEV-1); a few percent of intermittent errors is SEV-3. The top "
+            "signatures and the other log findings of this host say which errors they are."
+        ),
+        "fix": {
+            "summary": "Look at the newest errors of the worst component and act on the finding that explains them.",
+            "command": ["grep -hE '\\[(ERROR|FATAL)\\]|\"level\":(50|60)|\"level\":\"(error|fatal)\"' {file} | tail -n 20",
+                        "journalctl -p err -n 20 --no-pager 2>/dev/null || true"],
+            "playbook": None,
+        },
+        # Percent of the recent window's entries that are errors; judged only with at least min_entries entries.
+        "thresholds": {"medium": 5.0, "high": 20.0, "critical": 50.0},
+        "min_entries": 20,
+        # An error share at or above this in the recent window means the service is down: SEV-1 whatever the fleet size.
+        "outage_percent": 95.0,
+    },
+    "log.error_spike": {
+        "category": "log",
+        "title": "Errors spiked in the most recent window",
+        "symptom": ("The error rate of the last window ({recent_error_percent}% of {recent_entries} entries, to {last_seen}) is "
+                    "{ratio}x the earlier baseline of the same scan ({baseline_error_percent}% of {baseline_entries} entries)."),
+        "diagnosis": (
+            "Something changed: a deploy, a dependency failing, a rate limit or a saturated pool. Compare the start of the "
+            "spike ({first_seen}) with deploys, restarts and the first occurrence of each signature in this report."
+        ),
+        "fix": {
+            "summary": "Line up the spike's start with recent deploys and restarts; roll back a deploy that coincides.",
+            "command": ["ls -lt --time-style=full-iso {file} | head -n 3; uptime", "uptime"],
+            "playbook": "agentops.runbooks.rollback",
+        },
+        # Recent error rate divided by the baseline's (judged with at least min_entries entries on each side and a
+        # recent rate of at least min_recent_percent).
+        "thresholds": {"medium": 3.0, "high": 10.0},
+        "min_entries": 20,
+        "min_recent_percent": 5.0,
     },
     'log.check_incomplete': {
         "category": "log",

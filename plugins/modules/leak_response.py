@@ -33,7 +33,7 @@ extends_documentation_fragment:
 options:
   proc_root:
     description:
-      - Must be C(/proc): a module that signals and restarts acts only on the process table of the host it runs on, so
+      - Must be C(/proc). A module that signals and restarts acts only on the process table of the host it runs on, so
         any other value is refused.
     type: path
     default: /proc
@@ -276,7 +276,7 @@ class LeakResponder(object):
         last = state.get(name)
         if last and time.time() - last < self.p["restart_window"]:
             left_alone.append({"pid": agent["pid"], "service": name,
-                            "why": "restarted %d s ago; at most once per %d s" % (time.time() - last, self.p["restart_window"])})
+                               "why": "restarted %d s ago; at most once per %d s" % (time.time() - last, self.p["restart_window"])})
             return
         if any(services_util.key(r) == name for r in restart):
             return  # several leaking processes of one service: one restart

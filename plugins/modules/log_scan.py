@@ -70,6 +70,13 @@ options:
     description: Seconds after which the scan stops and reports what it read.
     type: int
     default: 60
+  recent_window:
+    description:
+      - Seconds that count as now (C(agentops_recent_window)). The error share of the last O(recent_window) seconds of
+        the scan - ending now, or at the newest entry of a log that stopped earlier - becomes C(log.error_rate) (with at
+        least the rule's C(min_entries) entries), and its ratio to the error share before it C(log.error_spike).
+    type: int
+    default: 900
 """
 
 EXAMPLES = r"""
@@ -113,6 +120,16 @@ facts:
     first_error_bucket:
       description: Start of the first bucket with errors.
       type: str
+    error_rates:
+      description:
+        - The error share of the recent window (C(window_start), C(window_end), C(recent_entries), C(recent_errors),
+          C(recent_error_percent)), of the baseline before it (C(baseline_*)) and of the whole scan (C(overall_*)), per
+          component in the recent window (C(components)), and C(errors_per_minute) (the last 60 buckets).
+      type: dict
+    affected:
+      description: Distinct C(users) (C(userId), C(user_id), C(user) ... in error entries) and C(conversations)
+        (correlation ids of error entries), with C(capped) when more were seen than are counted.
+      type: dict
     top_signatures:
       description: Most frequent normalised error and warning messages.
       type: list
@@ -149,6 +166,7 @@ from ansible_collections.agentops.runbooks.plugins.module_utils import findings 
 from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import PORT_SERVICES, Scanner, SkipFile, expand, iso
 from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import journal_reader, read_chunks
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
+from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES
 
 
 def scan(params, journal=None, clock=time.monotonic):
@@ -200,12 +218,45 @@ def scan(params, journal=None, clock=time.monotonic):
     facts.update(result)
     facts["mb_per_second"] = round(total / 1048576.0 / elapsed, 1)
     findings = [f for f in (finding(rule_id, hit, params["thresholds"]) for rule_id, hit in sorted(matches.items())) if f]
+    rates = scanner.error_rates(time.time(), params.get("recent_window", 900))
+    if rates:
+        facts["error_rates"] = rates
+        findings.extend(rate_findings(rates, facts["affected"], [f["path"] for f in facts["files"]], params["thresholds"]))
     for item in incomplete:
         findings.append(fm.make("log.check_incomplete", "unknown", {"what": item["check"], "error": item["error"]}, subject=item["check"]))
     # Defence in depth: every string of the result once more (paths, components, ids, evidence), same placeholders.
     result = redactor.data({"facts": facts, "findings": fm.ordered(findings), "incomplete": incomplete}, keep=("signature",))
     result["facts"]["redactions"] = dict(redactor.counts)
     return result
+
+
+def rate_findings(rates, affected, files, thresholds):
+    """log.error_rate (the recent window's error share) and log.error_spike (recent versus the earlier baseline),
+    judged only on enough entries (the rules' min_entries)."""
+    out = []
+    rule = RULES["log.error_rate"]
+    worst = ", ".join("%s %s%% of %d" % (c["component"], c["error_percent"], c["entries"]) for c in rates["components"][:3]) or "-"
+    keys = ("recent_entries", "recent_errors", "recent_error_percent", "baseline_entries", "baseline_error_percent",
+            "overall_entries", "overall_error_percent")
+    evidence = dict((key, rates[key]) for key in keys)
+    evidence.update(first_seen=rates["window_start"], last_seen=rates["window_end"], count=rates["recent_errors"],
+                    worst_components=worst, components=rates["components"], affected_users=affected["users"],
+                    affected_conversations=affected["conversations"], affected_capped=affected["capped"])
+    if files and not files[0].startswith("journal:"):
+        evidence["file"] = files[0]
+    if rates["recent_entries"] >= rule.get("min_entries", 20):
+        found = fm.graded("log.error_rate", rates["recent_error_percent"], dict(evidence, outage=(
+            rates["recent_error_percent"] >= rule.get("outage_percent", 95.0))), thresholds)
+        if found:
+            out.append(found)
+    spike = RULES["log.error_spike"]
+    if (rates["recent_entries"] >= spike.get("min_entries", 20) and rates["baseline_entries"] >= spike.get("min_entries", 20)
+            and rates["recent_error_percent"] >= spike.get("min_recent_percent", 5.0)):
+        ratio = round(rates["recent_error_percent"] / max(rates["baseline_error_percent"], 0.1), 1)
+        found = fm.graded("log.error_spike", min(ratio, 999.0), dict(evidence, ratio=min(ratio, 999.0)), thresholds)
+        if found:
+            out.append(found)
+    return out
 
 
 def finding(rule_id, hit, thresholds):
@@ -218,7 +269,8 @@ def finding(rule_id, hit, thresholds):
     }
     if ports:
         evidence.update(ports=", ".join("%s (%d)" % (p, hit["ports"][p]) for p in ports), port_list="|".join(ports),
-                        likely_services=("Port " + "; ".join(likely) + ".") if likely else "")
+                        likely_services=("Port " + "; ".join(likely) + ".") if likely else "",
+                        port_filter="( %s )" % " or ".join("sport = :%s" % p for p in ports[:5]))
     elif rule_id == "log.econnrefused":
         evidence.update(ports="unknown", port_list="", likely_services="")
     if rule_id == "log.llm_rate_limit":
@@ -228,6 +280,10 @@ def finding(rule_id, hit, thresholds):
         evidence["command_path"] = sorted(hit["cmds"])[0]
     if hit["hosts"]:
         evidence["hosts"] = " ".join(sorted(hit["hosts"]))
+        evidence["dns_host"] = sorted(hit["hosts"])[0]
+    files = sorted(f for f in hit["files"] if not f.startswith("journal:"))
+    if files:
+        evidence["file"] = files[0]
     return fm.graded(rule_id, hit["count"], evidence, thresholds)
 
 
@@ -243,6 +299,7 @@ def main():
             top_n=dict(type="int", default=10),
             timeout=dict(type="int", default=60),
             thresholds=dict(type="dict", default={}),
+            recent_window=dict(type="int", default=900),
             redaction_key=dict(type="str", no_log=True),
         ),
         supports_check_mode=True,
@@ -250,7 +307,8 @@ def main():
     p = module.params
     try:
         for name, low, high in (("since", 0, 10 ** 8), ("max_bytes", 1024, 2 ** 40), ("max_line_bytes", 256, 16 * 2 ** 20),
-                                ("bucket_seconds", 1, 86400), ("top_n", 0, 1000), ("timeout", 1, 3600)):
+                                ("bucket_seconds", 1, 86400), ("top_n", 0, 1000), ("timeout", 1, 3600),
+                                ("recent_window", 1, 31536000)):
             if not low <= p[name] <= high:
                 raise ValueError("%s must be between %s and %s, got %s." % (name, low, high, p[name]))
         if not p["paths"] and not p["journald_units"]:

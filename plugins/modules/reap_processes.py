@@ -26,8 +26,8 @@ description:
   - "Guardrails: never PID 1, kernel threads, this module's own process tree (Ansible), or processes of users outside
     O(allowed_users); at most O(max_processes) processes signalled per run; each signal goes only to a process whose
     start time is unchanged since the scan (no pid reuse). It reads and signals only this host's own C(/proc): it
-    takes no O(proc_root) other than C(/proc), so a pid can never come from another machine's process table. It sends only C(SIGCHLD), C(SIGTERM) and C(SIGKILL); never
-    C(SIGUSR1), which starts Node's inspector."
+    takes no O(proc_root) other than C(/proc), so a pid can never come from another machine's process table.
+    It sends only C(SIGCHLD), C(SIGTERM) and C(SIGKILL); never C(SIGUSR1), which starts Node's inspector."
   - In check mode it lists what it would signal and why, and signals nothing.
 author:
   - agentops.runbooks developers (@agentops)

@@ -18,7 +18,14 @@ Severity rules (also in docs/Incident-Severity.md; keep both in step):
 * **SEV-1** when affected hosts are at least ``sev1_host_ratio`` (default 0.5) of all hosts;
 * **SEV-2** when any host is affected;
 * **SEV-3** when any host has a ``high`` finding;
-* **SEV-4** otherwise (only ``medium``, ``low``, ``info`` or ``unknown`` findings, or none).
+* **SEV-4** otherwise (only ``medium``, ``low``, ``info`` or ``unknown`` findings, or none);
+* and whatever the fleet size, **SEV-1** when a service is down: ``log.error_rate`` critical with at least its
+  ``outage_percent`` (95%) of the recent window's entries errors, not historical.
+
+The error rate (``log.error_rate``) grades the share of errors among the log entries of the recent window:
+``medium`` from 5%, ``high`` from 20% (intermittent failures: SEV-3), ``critical`` from 50% (at least SEV-2: the host is
+affected). The verdict line counts the distinct users (``userId``, ``user_id``, ``user`` in error entries) and
+conversations (correlation ids of error entries) the errors touched.
 
 ``unknown`` findings (checks that could not run) never lower a severity and never raise
 it on their own; they make the host ``partial`` and are counted in the verdict.
@@ -254,6 +261,12 @@ def incident_severity(hosts, sev1_host_ratio=0.5):
                       and any(f.get("severity") == "critical" and f.get("confidence", 1) >= 0.5 for f in r.get("findings") or []))
     high = sorted(h for h, r in hosts.items() if any(f.get("severity") in ("high", "critical") for f in r.get("findings") or []))
     affected = len(unreachable) + len(critical)
+    down = sorted(h for h, r in hosts.items() if any(
+        f.get("id") == "log.error_rate" and f.get("severity") == "critical" and (f.get("evidence") or {}).get("outage")
+        and not f.get("historical") for f in r.get("findings") or []))
+    if down:
+        return "SEV-1", "service down on %d of %d host(s) (%s): nearly every recent log entry is an error" % (
+            len(down), total, _names(down))
     parts = []
     if unreachable:
         parts.append("%d of %d host(s) unreachable (%s)" % (len(unreachable), total, _names(unreachable)))
@@ -320,12 +333,20 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
         host_counts[record["status"]] = host_counts.get(record["status"], 0) + 1
     host_counts["total"] = len(records)
     spots = blind_spots(records)
+    affected = {}
+    for record in records.values():
+        seen = ((record.get("facts") or {}).get("logs") or {}).get("affected")
+        if isinstance(seen, dict):
+            for key in ("users", "conversations"):
+                affected[key] = affected.get(key, 0) + int(seen.get(key) or 0)
+            affected["capped"] = affected.get("capped", False) or bool(seen.get("capped"))
     return {
         "incident_id": str(incident_id),
         "severity": severity,
         "verdict": severity + (" (limited visibility)" if spots and severity == "SEV-4" else ""),
         "visibility": "limited" if spots else "full",
         "not_checked": spots,
+        "affected": affected,
         "severity_reason": reason,
         "generated_at": generated_at,
         "recent_window_seconds": recent_window,
@@ -436,7 +457,9 @@ def _affected(report):
         len(hit), len(hosts), " (%s)" % _names(hit) if hit else "")
     users = report.get("affected") or {}
     if users.get("users") is not None or users.get("conversations") is not None:
-        text += " %s users, %s conversations with errors in the logs." % (users.get("users", 0), users.get("conversations", 0))
+        text += " %s%s users, %s conversations with errors in the logs%s." % (
+            "at least " if users.get("capped") else "", users.get("users", 0), users.get("conversations", 0),
+            " (summed over hosts)" if len(hosts) > 1 else "")
     return text
 
 
@@ -495,6 +518,11 @@ def report_markdown(report):
             out += ["Rollback: **%s**, %s -> %s in %s s, %d health probe(s)." % (
                 rollback.get("outcome"), rollback.get("from_release"), rollback.get("to_release"), rollback.get("seconds"),
                 len(rollback.get("health_probes") or [])), ""]
+        rates = ((record.get("facts") or {}).get("logs") or {}).get("error_rates") or {}
+        if rates.get("errors_per_minute"):
+            out += ["Errors per minute (newest %d, errors/entries): %s." % (
+                len(rates["errors_per_minute"][-15:]), ", ".join("%s %d/%d" % (b["start"][11:16], b["errors"], b["entries"])
+                                                                for b in rates["errors_per_minute"][-15:])), ""]
         if not record["findings"]:
             out.append("No findings.")
             continue

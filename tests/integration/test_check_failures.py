@@ -22,8 +22,8 @@ def diagnose(tmp_path, crash, *extra):
     interpreter.write_text("#!/bin/sh\nexec %s %s \"$@\"\n" % (sys.executable, CRASHER))
     interpreter.chmod(0o755)
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text(json.dumps({"all": {"hosts": {"web-1": {"ansible_connection": "local",
-                                                                  "ansible_python_interpreter": str(interpreter)}}}}))
+    host = {"ansible_connection": "local", "ansible_python_interpreter": str(interpreter)}
+    inventory.write_text(json.dumps({"all": {"hosts": {"web-1": host}}}))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH,
                AGENTOPS_TEST_CRASH=crash, ANSIBLE_NOCOLOR="1")
     run = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/diagnose.yml", "-i", str(inventory),
@@ -65,8 +65,9 @@ def test_a_check_that_runs_past_its_timeout_is_failed(tmp_path):
     """A real node agent makes process_facts sample for 5 s; agentops_check_timeout=1 stops it."""
     agent = subprocess.Popen(["node", "-e", "process.title = 'agentops-timeout-probe'; setTimeout(() => {}, 60000)"])
     try:
-        report, markdown = diagnose(tmp_path, "", "-e", json.dumps({"agentops_check_timeout": 1, "agentops_leak_window": 5,
-                                                                     "agentops_process_patterns": ["agentops-timeout-probe"]}))
+        variables = {"agentops_check_timeout": 1, "agentops_leak_window": 5, "agentops_leak_min_age": 0,
+                     "agentops_process_patterns": ["agentops-timeout-probe"]}
+        report, markdown = diagnose(tmp_path, "", "-e", json.dumps(variables))
     finally:
         agent.kill()
         agent.wait()

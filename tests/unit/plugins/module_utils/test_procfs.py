@@ -53,7 +53,19 @@ def test_real_proc_reads_this_process():
     soft, _hard = proc.limits(me)["Max open files"]
     assert soft is None or soft >= proc.fd_count(me)
     assert not procfs.is_kernel_thread(stat)
-    assert procfs.is_kernel_thread(proc.stat(2))  # kthreadd
+    # kthreadd where it is visible (not inside a PID namespace, where PID 2 is an ordinary process)
+    for pid in [p for p in proc.pids() if proc.stat(p)["comm"] == "kthreadd"]:
+        assert procfs.is_kernel_thread(proc.stat(pid))
+
+
+def test_pid_2_and_its_children_are_ordinary_processes_in_a_pid_namespace(fake_proc):
+    """In a container PID 2 is often the agent itself: only PF_KTHREAD marks a kernel thread."""
+    fake_proc.process(1, comm="tini", ppid=0, argv=["tini", "--", "node"])
+    fake_proc.process(2, comm="node", ppid=1, argv=["node", "server.js"])
+    fake_proc.process(3, comm="claude", ppid=2, argv=["claude"])
+    fake_proc.process(4, comm="kworker/0:1", ppid=0, argv=[], flags=procfs.PF_KTHREAD)
+    seen = sorted(pid for pid, _stat, _uid, _argv in procfs.ProcFS(fake_proc.root).processes())
+    assert seen == [1, 2, 3]
 
 
 @pytest.mark.parametrize("comm, argv, pattern, expected", [
@@ -105,15 +117,20 @@ def _cgroup(fake_proc, pid, text, namespace=None):
         os.symlink(namespace, os.path.join(fake_proc.root, str(pid), "ns", "pid"))
 
 
+OURS = "0::/docker/%s\n" % ("a" * 64)
+OURS_UNIT = "0::/docker/%s/system.slice/agent.service\n" % ("a" * 64)
+OTHER = "0::/docker/%s\n" % ("b" * 64)
+
+
 def test_supervision_compares_with_the_readers_own_namespace_and_container(fake_proc):
-    _cgroup(fake_proc, 42, "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[1]")  # the diagnosis itself runs in container aaaa
+    _cgroup(fake_proc, 42, OURS, "pid:[1]")  # the diagnosis itself runs in container aaaa
     for pid, comm, argv, cgroup, namespace in (
-            (100, "node", ["node"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[1]"),  # same container, same namespace: judged normally
-            (101, "node", ["node"], "0::/docker/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n", "pid:[1]"),  # another container
-            (102, "node", ["node"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[2]"),  # another PID namespace
-            (103, "node", ["node"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/system.slice/agent.service\n", "pid:[1]"),
-            (104, "PM2 v5.3.0: God", ["PM2 v5.3.0: God Daemon (/root/.pm2)"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[1]"),
-            (105, "node", ["node", "/usr/lib/node_modules/pm2/lib/Daemon.js"], "0::/docker/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", "pid:[1]")):
+            (100, "node", ["node"], OURS, "pid:[1]"),  # same container, same namespace: judged normally
+            (101, "node", ["node"], OTHER, "pid:[1]"),  # another container
+            (102, "node", ["node"], OURS, "pid:[2]"),  # another PID namespace
+            (103, "node", ["node"], OURS_UNIT, "pid:[1]"),
+            (104, "PM2 v5.3.0: God", ["PM2 v5.3.0: God Daemon (/root/.pm2)"], OURS, "pid:[1]"),
+            (105, "node", ["node", "/usr/lib/node_modules/pm2/lib/Daemon.js"], OURS, "pid:[1]")):
         fake_proc.process(pid, comm=comm, argv=argv)
         _cgroup(fake_proc, pid, cgroup, namespace)
     fake_proc.process(106, comm="node", argv=["node"])  # no cgroup file readable: nothing known owns it

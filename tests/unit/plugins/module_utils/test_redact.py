@@ -245,7 +245,7 @@ def stream(lines):
 
 
 def test_a_pem_block_across_lines_becomes_one_placeholder_line():
-    lines = ["[t] [ERROR] [x] loading key " + PEM.split("\n")[0]] + PEM.split("\n")[1:] + ["[t] [INFO] [x] after"]
+    lines = ["[t] [ERROR] [x] loading key " + PEM.split("\n", maxsplit=1)[0]] + PEM.split("\n")[1:] + ["[t] [INFO] [x] after"]
     out, redactor = stream(lines)
     assert out == ["[t] [ERROR] [x] loading key [REDACTED:private_key#1]", "[t] [INFO] [x] after"]
     assert redactor.counts == {"private_key": 1}

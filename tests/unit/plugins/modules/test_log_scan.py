@@ -1,7 +1,9 @@
 """log_scan on a corpus of three services' logs (tests/fixtures/log_corpus.py)."""
 import json
 import os
+import re
 import sys
+import time
 
 import pytest
 
@@ -120,3 +122,38 @@ def test_json_field_names_of_pino_winston_bunyan(line, level, component):
 def test_bad_arguments_fail_with_one_sentence(args, message):
     rc, result = run_module("log_scan", args)
     assert rc != 0 and message in result["msg"]
+
+
+def _rate_log(path, now, baseline_share, recent_share, per_minute=40, minutes=60, recent_minutes=10):
+    lines = []
+    for minute in range(minutes):
+        share = recent_share if minute >= minutes - recent_minutes else baseline_share
+        for index in range(per_minute):
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - (minutes - minute) * 60 + index)) + ".000Z"
+            level = "ERROR" if index < round(share * per_minute) else "INFO"
+            lines.append("[%s] [%s] [agent:api] call %d" % (stamp, level, index))
+            if level == "ERROR":
+                lines.append("  userId: u-%d" % (index % 7))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("baseline, recent, rate_severity, spike_severity", [
+    (0.02, 0.40, "high", "high"),      # 20x the baseline
+    (0.02, 0.10, "medium", "medium"),  # 5x
+    (0.30, 0.30, "high", None),        # steady: a rate, no spike
+    (0.0, 0.0, None, None),
+])
+def test_error_rate_and_spike_from_the_recent_window(tmp_path, baseline, recent, rate_severity, spike_severity):
+    log = tmp_path / "api.log"
+    _rate_log(log, time.time(), baseline, recent)
+    result = log_scan.scan({"paths": [str(log)], "journald_units": [], "since": 0, "max_bytes": 1 << 24, "max_line_bytes": 65536,
+                            "bucket_seconds": 60, "top_n": 10, "timeout": 60, "thresholds": {}, "recent_window": 600})
+    found = dict((f["id"], f) for f in result["findings"])
+    assert (found.get("log.error_rate") or {}).get("severity") == rate_severity
+    assert (found.get("log.error_spike") or {}).get("severity") == spike_severity
+    rates = result["facts"]["error_rates"]
+    assert rates["recent_error_percent"] == pytest.approx(100 * recent, abs=2.5)
+    assert rates["components"][0]["component"] == "agent:api" if recent else True
+    if recent:
+        assert result["facts"]["affected"]["users"] == min(7, round(recent * 40))
+        assert not re.search(r"\{[a-z_]+\}", found["log.error_rate"]["symptom"])
