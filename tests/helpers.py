@@ -78,3 +78,30 @@ def run_module(module, args, timeout=60):
         return proc.returncode, json.loads(proc.stdout)
     except ValueError:
         return proc.returncode, proc.stdout + proc.stderr
+
+
+def changes_state(command):
+    """Fix commands that change something (remediation playbooks, GRANT): checked for filled values, never run."""
+    return command.startswith(("ansible-playbook ", "ansible ")) or "GRANT " in command
+
+
+def run_fix_commands(report, timeout=60):
+    """Run every read-only fix command of a report as printed (sh -c); return [(command, rc, output)] of those that
+    failed or still hold a placeholder. The commands of a report must run on the host they were written for."""
+    import re
+    import subprocess
+    bad = []
+    for record in report["hosts"].values():
+        for finding in record.get("findings") or []:
+            command = (finding.get("fix") or {}).get("command")
+            if not command:
+                continue
+            if re.search(r"(?<!\$)\{[a-z_]+\}|\bHOST\b|<[a-z_]+>", command):
+                bad.append((command, None, "placeholder left"))
+                continue
+            if changes_state(command):
+                continue
+            run = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout, check=False)
+            if run.returncode != 0:
+                bad.append((command, run.returncode, (run.stdout + run.stderr)[-300:]))
+    return bad

@@ -65,7 +65,11 @@ def fix_command(rule_id, values):
     for template in (command if isinstance(command, list) else [command] if command else []):
         names = template_fields(template)
         if all(values.get(name) not in (None, "") for name in names):
-            return string.Formatter().vformat(template, (), dict((name, shlex.quote(str(values[name]))) for name in names))
+            filled = string.Formatter().vformat(template, (), dict((name, shlex.quote(str(values[name]))) for name in names))
+            if filled.startswith("ansible-playbook ") and values.get("host") and " --limit " not in filled:
+                play, _sep, rest = filled[len("ansible-playbook "):].partition(" ")
+                filled = "ansible-playbook %s --limit %s%s" % (play, shlex.quote(str(values["host"])), " " + rest if rest else "")
+            return filled
     return None
 
 

@@ -301,6 +301,7 @@ class Scanner(object):
         self.service = (None, None)
         self.component_buckets = {}  # (component, bucket start) -> [entries, errors]
         self.affected = {"users": set(), "conversations": set(), "capped": False}
+        self.file_errors = {}  # file -> error entries (error and fatal)
 
     # --------------------------------------------------------------- feeding
     def feed(self, line, file, number):
@@ -441,6 +442,7 @@ class Scanner(object):
             self.match_hints(entry)
             if level != "warn":
                 self.note_affected(entry)
+                self.file_errors[entry.file] = self.file_errors.get(entry.file, 0) + 1
         elif level == "unknown":
             self.match_hints(entry)
         msg = entry.msg
@@ -607,6 +609,7 @@ class Scanner(object):
             "first_error_bucket": next((iso(k) for k, v in sorted(self.buckets.items()) if v["errors"]), None),
             "affected": {"users": len(self.affected["users"]), "conversations": len(self.affected["conversations"]),
                          "capped": self.affected["capped"]},
+            "errors_by_file": dict(sorted(self.file_errors.items(), key=lambda kv: -kv[1])[:20]),
             # signatures, examples and timeline messages were redacted whole when they were kept, then cut
             "top_signatures": [{"level": key[0], "signature": key[1], "count": item["count"],
                                 "first_seen": iso(item["first_seen"]), "last_seen": iso(item["last_seen"]),

@@ -309,6 +309,7 @@ class MemoryCollector(object):
             last = kills[-1]
             self.findings.append(fm.make("proc.oom_kill", "high", {
                 "count": len(kills), "pid": last["pid"], "comm": last["comm"], "when": last["when"] or "since boot",
+                "first_seen": kills[0]["when"], "last_seen": last["when"],
                 "memcg_note": " in memory cgroup %s" % (last["cgroup"] or "") if last["memcg"] else " (host out of memory)",
                 "kills": kills[-10:]}))
         return kills

@@ -126,6 +126,9 @@ facts:
           C(recent_error_percent)), of the baseline before it (C(baseline_*)) and of the whole scan (C(overall_*)), per
           component in the recent window (C(components)), and C(errors_per_minute) (the last 60 buckets).
       type: dict
+    errors_by_file:
+      description: Error entries per file read (the 20 with the most).
+      type: dict
     affected:
       description: Distinct C(users) (C(userId), C(user_id), C(user) ... in error entries) and C(conversations)
         (correlation ids of error entries), with C(capped) when more were seen than are counted.
@@ -221,7 +224,8 @@ def scan(params, journal=None, clock=time.monotonic):
     rates = scanner.error_rates(time.time(), params.get("recent_window", 900))
     if rates:
         facts["error_rates"] = rates
-        findings.extend(rate_findings(rates, facts["affected"], [f["path"] for f in facts["files"]], params["thresholds"]))
+        worst_files = [f for f in facts["errors_by_file"] if not f.startswith("journal:")] or [f["path"] for f in facts["files"]]
+        findings.extend(rate_findings(rates, facts["affected"], worst_files, params["thresholds"]))
     for item in incomplete:
         findings.append(fm.make("log.check_incomplete", "unknown", {"what": item["check"], "error": item["error"]}, subject=item["check"]))
     # Defence in depth: every string of the result once more (paths, components, ids, evidence), same placeholders.

@@ -76,7 +76,7 @@ FAMILIES = {
     "host": {"title": "host resources", "enable": "add host to agentops_checks"},
     "process": {"title": "processes", "enable": "add process to agentops_checks"},
     "pg": {"title": "PostgreSQL", "enable": "set agentops_pg_host"},
-    "logs": {"title": "logs", "enable": "set agentops_log_paths (or agentops_journald_units)"},
+    "logs": {"title": "logs", "enable": "set agentops_log_paths or agentops_journald_units"},
 }
 
 

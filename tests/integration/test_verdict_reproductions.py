@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import COLLECTIONS_PATH, REPO
+from helpers import COLLECTIONS_PATH, REPO, run_fix_commands
 
 BIN = os.path.dirname(sys.executable)
 
@@ -44,7 +44,9 @@ def diagnose(tmp_path, log, incident, checks=("logs",), **extra):
                           "-e", json.dumps(variables)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stdout[-3000:]
     directory = tmp_path / "incidents" / incident
-    return json.loads((directory / "report.json").read_text()), (directory / "report.md").read_text()
+    report = json.loads((directory / "report.json").read_text())
+    assert run_fix_commands(report) == [], "a fix command of the report does not run as printed on this host"
+    return report, (directory / "report.md").read_text()
 
 
 def by_id(report, rule):
@@ -107,3 +109,19 @@ def test_one_old_enospc_line_on_a_healthy_disk_raises_nothing(tmp_path):
     if not any(f["severity"] in ("critical", "high") for f in others):
         assert report["severity"] == "SEV-4"
     assert "ENOSPC" not in report["severity_reason"]
+
+
+def test_every_read_only_fix_command_of_a_busy_report_runs_as_printed(tmp_path):
+    """Every log signature, real zombies and an orphan, this host's own findings: each read-only fix command printed in
+    report.md runs on this machine as printed (in the scenario's own PID namespace, so the pids are the fixtures')."""
+    out = tmp_path / "result.json"
+    run = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "pidns.py"), "--unshare", "--", sys.executable,
+                          os.path.join(REPO, "tests", "fixtures", "fix_commands_scenario.py"), "--dir", str(tmp_path),
+                          "--out", str(out)], capture_output=True, text=True, timeout=400, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(out.read_text())
+    assert result["rc"] == 0, result["stdout"]
+    rules = set(rule for rule, _command in result["commands"])
+    assert {"proc.zombie", "proc.orphan", "log.econnrefused", "log.spawn_enoent", "log.tls_error"} <= rules, rules
+    assert len(result["commands"]) >= 20
+    assert result["bad"] == []

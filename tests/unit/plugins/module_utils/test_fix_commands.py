@@ -12,6 +12,8 @@ import pytest
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES
 
+from helpers import changes_state
+
 
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory):
@@ -31,10 +33,6 @@ def machine(tmp_path_factory):
     yield values
     proc.kill()
     proc.wait()
-
-
-def changes_state(command):
-    return command.startswith(("ansible-playbook ", "ansible ")) or "GRANT " in command
 
 
 @pytest.mark.parametrize("rule_id", sorted(r for r in RULES if (RULES[r].get("fix") or {}).get("command")))

@@ -183,7 +183,7 @@ def test_the_first_five_lines_say_verdict_why_affected_not_checked_first_fix():
     assert lines[1].startswith("- **Verdict:** SEV-3 - high-severity findings on 1 of 1 host(s) (web-1)")
     assert lines[2] == "- **Affected:** 1 of 1 host(s) unreachable or with critical/high findings (web-1)."
     assert "PostgreSQL: not checked on web-1 (set agentops_pg_host)" in lines[3]
-    assert "logs: not checked on web-1 (set agentops_log_paths" in lines[3]
+    assert "logs: not checked on web-1 (set agentops_log_paths or agentops_journald_units)" in lines[3]
     assert "processes: 67 of 180 unreadable on web-1 (run with become)" in lines[3]
     assert lines[4].startswith("- **First fix:** `") and "(`proc.zombie` on web-1)" in lines[4]
 
