@@ -520,9 +520,9 @@ def report_markdown(report):
                 len(rollback.get("health_probes") or [])), ""]
         rates = ((record.get("facts") or {}).get("logs") or {}).get("error_rates") or {}
         if rates.get("errors_per_minute"):
-            out += ["Errors per minute (newest %d, errors/entries): %s." % (
-                len(rates["errors_per_minute"][-15:]), ", ".join("%s %d/%d" % (b["start"][11:16], b["errors"], b["entries"])
-                                                                for b in rates["errors_per_minute"][-15:])), ""]
+            newest = rates["errors_per_minute"][-15:]
+            minutes = ", ".join("%s %d/%d" % (b["start"][11:16], b["errors"], b["entries"]) for b in newest)
+            out += ["Errors per minute (newest %d, errors/entries): %s." % (len(newest), minutes), ""]
         if not record["findings"]:
             out.append("No findings.")
             continue
