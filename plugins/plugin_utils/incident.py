@@ -65,19 +65,19 @@ import datetime
 import json
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 
 STATUSES = ("ok", "partial", "unreachable")
 COLLECTION = "agentops.runbooks"
 
 
-# What a report says about a signal family that did not run on a host, and how to turn it on.
-FAMILIES = {
-    "host": {"title": "host resources", "enable": "add host to agentops_checks"},
-    "process": {"title": "processes", "enable": "add process to agentops_checks"},
-    "pg": {"title": "PostgreSQL", "enable": "set agentops_pg_host"},
-    "logs": {"title": "logs", "enable": "set agentops_log_paths or agentops_journald_units"},
-}
+def _family(name):
+    """(title, how to turn it on) of a signal family, from the registry (module_utils/collectors)."""
+    family = collectors.BY_NAME.get(name)
+    if family is None:
+        return name, "add %s to agentops_checks" % name
+    return family.title, family.enable
 
 
 def _result_error(result):
@@ -104,10 +104,16 @@ def check_failed(result):
                 or not isinstance(result.get("facts"), dict))
 
 
-def diagnose_result(results, host=None):
-    """Merge one host's registered results ``{check name: result}`` into a host record."""
+def diagnose_result(results, host=None, checks=None):
+    """One host's record from what the diagnose role registered.
+
+    With ``checks`` (the families asked for), ``results`` is the one ``diagnostics`` module result; without, it is a
+    mapping ``{family: registered result of its own module}`` (one module call per family, as before 0.2.0).
+    """
     if not isinstance(results, dict):
         raise ValueError("diagnose_result expects a mapping of check name to registered result, got %s." % type(results).__name__)
+    if checks is not None:
+        return _families_record(results, host, list(checks))
     record = {"status": "ok", "findings": [], "facts": {}, "checks": {}}
     for check in sorted(results):
         result = results[check]
@@ -242,6 +248,37 @@ def assess(record, now, recent_window=900, context=None):
     return record
 
 
+def _families_record(result, host, checks):
+    """The host record from one ``diagnostics`` result: every family of the registry is ok, partial, failed or skipped."""
+    families = result.get("families") if isinstance(result.get("families"), dict) else None
+    if families is None:
+        if result.get("unreachable"):
+            return unreachable_record(host or "HOST", _result_error(result))
+        # the call itself failed (refused its input, crashed, ran past the task's time limit): every family asked for
+        families = dict((name, {"status": "failed", "error": _result_error(result)}) for name in checks)
+    record = {"status": "ok", "findings": [], "facts": {}, "checks": {}, "timings_ms": {}}
+    for name in collectors.NAMES:
+        family = families.get(name)
+        if family is None:
+            record["checks"][name] = {"status": "skipped"}
+            continue
+        record["timings_ms"][name] = family.get("ms")
+        if family.get("status") == "failed":
+            error = " ".join(str(family.get("error") or "no error message").split())[:500]
+            record["checks"][name] = {"status": "failed", "error": error, "changed": False}
+            record["findings"].append(fm.make("diagnose.check_failed", "unknown", {"check": name, "error": error, "host": host or "HOST"},
+                                              subject=name))
+            continue
+        record["facts"][name] = family.get("facts") or {}
+        record["findings"].extend(family.get("findings") or [])
+        incomplete = family.get("incomplete") or []
+        record["checks"][name] = {"status": "partial" if incomplete else "ok", "changed": False, "incomplete": incomplete}
+    if any(f.get("severity") == "unknown" for f in record["findings"]):
+        record["status"] = "partial"
+    record["findings"] = fm.ordered(record["findings"])
+    return record
+
+
 def unreachable_record(host, error):
     return {
         "status": "unreachable",
@@ -368,11 +405,11 @@ def blind_spots(records):
                           "how": "check the host from its console, then re-run"})
             continue
         for family, check in sorted((record.get("checks") or {}).items()):
-            title = FAMILIES.get(family, {}).get("title", family)
+            title, enable = _family(family)
             status = check.get("status")
             if status == "skipped":
                 spots.append({"host": host, "family": family, "what": "%s: not checked" % title,
-                              "how": FAMILIES.get(family, {}).get("enable", "add %s to agentops_checks" % family)})
+                              "how": enable})
             elif status == "failed":
                 spots.append({"host": host, "family": family, "what": "%s: check failed - %s" % (title, check.get("error")),
                               "how": "re-run with -vvv --limit %s" % host})

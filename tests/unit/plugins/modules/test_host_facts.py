@@ -4,7 +4,7 @@ import time
 import pytest
 
 from ansible_collections.agentops.runbooks.plugins.module_utils.procfs import ProcFS
-from ansible_collections.agentops.runbooks.plugins.modules import host_facts
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import host as host_facts
 
 from helpers import run_module
 

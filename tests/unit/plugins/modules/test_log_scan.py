@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import logscan
-from ansible_collections.agentops.runbooks.plugins.modules import log_scan
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import logs as log_scan
 
 from helpers import REPO, run_module
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ansible_collections.agentops.runbooks.plugins.module_utils.procfs import ProcFS, compile_patterns
-from ansible_collections.agentops.runbooks.plugins.modules import process_facts
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import process as process_facts
 
 from helpers import REPO, run_module
 

@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentops.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The signal families and the one table of them (the model is ansible-core's fact collectors).
+
+A family is a class with ``name``, ``title`` (how a report names it), ``enable`` (how to turn it on when it did
+not run), ``redacts`` (it returns text that may hold secrets, so it takes the run's ``redaction_key``),
+``options`` (an argument spec of its own options) and one method, ``collect(module, params)``, which validates
+its options (``ValueError`` with one sentence) and returns ``{"facts", "findings", "incomplete"}``. ``params``
+holds its options plus the validated ``thresholds`` and, for families that redact, ``redaction_key``.
+
+``FAMILIES`` is the registry: the ``diagnostics`` module, the per-family wrapper modules (``host_facts``,
+``process_facts``, ``pg_connection_facts``, ``log_scan``), the diagnose role's checks and the report's sections
+all come from it. ``run`` runs the families of one host in one call, each in its own thread with its own time
+limit: a family that raises, times out or refuses its input is recorded as failed for that family only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+import time
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
+from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.host import HostFamily
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.logs import LogsFamily
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.pg import PgFamily
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.process import ProcessFamily
+
+FAMILIES = (HostFamily(), ProcessFamily(), PgFamily(), LogsFamily())
+BY_NAME = dict((family.name, family) for family in FAMILIES)
+NAMES = tuple(family.name for family in FAMILIES)
+COMMON = dict(thresholds=dict(type="dict", default={}), redaction_key=dict(type="str", no_log=True))
+
+
+def wrapper_spec(family):
+    """The argument spec of a family's own module: its options, the thresholds and (if it redacts) the run's key."""
+    spec = dict(family.options, thresholds=COMMON["thresholds"])
+    if family.redacts:
+        spec["redaction_key"] = COMMON["redaction_key"]
+    return spec
+
+
+def describe(exc):
+    """One sentence for an exception raised inside a family."""
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return "%s: %s" % (exc.__class__.__name__, fm.describe(exc))
+
+
+def collect_one(family, module, params):
+    """Run ``family`` with already typed ``params`` (its options, thresholds, redaction_key); raises ValueError."""
+    params = dict(params)
+    params["thresholds"] = fm.validate_thresholds(params.get("thresholds") or {})
+    return family.collect(module, params)
+
+
+def validated(family, raw):
+    """``raw`` options of ``family`` typed and defaulted by its argument spec; ValueError with the first problem."""
+    result = ArgumentSpecValidator(family.options).validate(dict(raw or {}))
+    for error in result.errors:
+        if isinstance(error, UnsupportedError):
+            raise ValueError("the %s check does not take %s; it takes %s." % (
+                family.name, ", ".join(sorted(set(raw or {}) - set(family.options))), ", ".join(sorted(family.options))))
+        raise ValueError("the %s check: %s." % (family.name, str(error.msg).rstrip(".")))
+    return result.validated_parameters
+
+
+def _work(family, module, params, box):
+    """Run one family, leaving its result (or its one-sentence error) and its run time in ``box``."""
+    began = time.monotonic()
+    try:
+        box["result"] = family.collect(module, params)
+    except Exception as exc:  # pylint: disable=broad-except  # recorded as this family's failure
+        box["error"] = describe(exc)
+    box["ms"] = int((time.monotonic() - began) * 1000)
+
+
+def run(module, checks, options, common, timeout):
+    """Run the families named in ``checks`` for one host, concurrently, each at most ``timeout`` seconds.
+
+    ``options`` maps a family name to its raw options; ``common`` holds ``thresholds`` and ``redaction_key``.
+    Returns ``{name: {status, facts, findings, incomplete, ms[, error]}}``: ``ok`` or ``partial`` (something
+    could not be read), or ``failed`` with one sentence (bad input, an exception, or the time limit). A family
+    that times out is left running in a daemon thread and its result ignored; the module exits regardless.
+    """
+    results = {}
+    threads = []
+    try:
+        thresholds = fm.validate_thresholds(common.get("thresholds") or {})
+    except ValueError as exc:
+        return dict((name, {"status": "failed", "error": str(exc), "ms": 0}) for name in checks)
+
+    for name in checks:
+        family = BY_NAME[name]
+        try:
+            params = validated(family, options.get(name))
+        except ValueError as exc:
+            results[name] = {"status": "failed", "error": str(exc), "ms": 0}
+            continue
+        params["thresholds"] = thresholds
+        if family.redacts:
+            params["redaction_key"] = common.get("redaction_key")
+        box = {}
+        thread = threading.Thread(target=_work, args=(family, module, params, box), name="agentops-%s" % name)
+        thread.daemon = True
+        thread.start()
+        threads.append((name, thread, box))
+
+    deadline = time.monotonic() + timeout
+    for name, thread, box in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            results[name] = {"status": "failed", "error": "timed out after %s s (agentops_check_timeout)" % timeout,
+                             "ms": int(timeout * 1000)}
+        elif "error" in box:
+            results[name] = {"status": "failed", "error": box["error"], "ms": box["ms"]}
+        else:
+            result = box["result"]
+            results[name] = {"status": "partial" if result.get("incomplete") else "ok", "facts": result.get("facts") or {},
+                             "findings": result.get("findings") or [], "incomplete": result.get("incomplete") or [],
+                             "ms": box["ms"]}
+    return results
