@@ -13,18 +13,31 @@ Entries come from three shapes of line:
 Every aggregate is bounded (components, buckets, signatures, correlation ids,
 entries per id), so memory does not grow with the size of the logs. Text that
 leaves the scanner passes through the redaction engine.
+
+One parser, two speeds. ``Scanner.feed_lines`` (the reference) parses every line in
+Python. ``scan_file`` reads a block of bytes at a time and ``Scanner.feed_chunk``
+counts it with C-level operations: a regex ``findall`` over the block for the seed
+headers (a minute at a time when buckets are whole minutes), one ``json.loads`` per
+block of JSON lines, ``find`` and ``count`` for the entries that need more. Only
+those go through Python, with the code of the reference: warn and above, a level word
+it does not know, metadata lines under an entry, an id-like word, and lines of any
+other shape. Both give the same results (tests/unit/plugins/module_utils/
+test_logscan_fast.py compares them field by field).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import bisect
 import calendar
+import collections
 import contextlib
 import glob
 import gzip
 import itertools
 import json
+import operator
 import os
 import re
 import time
@@ -97,6 +110,7 @@ for _rule, _hints in RULE_HINTS.items():
     for _hint in _hints:
         HINT_RULES.setdefault(_hint, []).append(_rule)
 SIGNATURE_HINTS = tuple(HINT_RULES)
+HINT_GATE = re.compile("|".join(re.escape(hint) for hint in SIGNATURE_HINTS))  # one search: does any hint occur?
 PATTERNS = dict(SIGNATURES)
 ID_HINTS = ("Id", "_id", "-id")
 RETRY_AFTER = re.compile(r"retry[-_]?after[\"']?\s*[:=]\s*[\"']?(\d+(?:\.\d+)?)", re.I)
@@ -121,6 +135,8 @@ def parse_time(text):
     if text is None:
         return None
     if isinstance(text, (int, float)):
+        if isinstance(text, bool) or not -1e15 < text < 1e15:  # NaN, infinities, absurd values: no timestamp
+            return None
         return text / 1000.0 if text > 1e11 else float(text)
     text = str(text).strip()
     if EPOCH.match(text):
@@ -206,6 +222,11 @@ def parse_json(line, file, number):
         return None
     if not isinstance(data, dict):
         return None
+    return json_entry(data, file, number)
+
+
+def json_entry(data, file, number):
+    """The Entry of a decoded JSON line (a dict)."""
     level = level_of(data.get("level", data.get("severity", "unknown")))
     msg = data.get("msg", data.get("message", ""))
     if not isinstance(msg, str):
@@ -248,18 +269,66 @@ def parse_plain(line, file, number):
     return Entry(ts, level_of(level.group(1)) if level else "unknown", "", rest, file, number)
 
 
+def known(text, rules=None):
+    """((rule id, groups of its match, the retry-after value in the text or None), ...) of the known signatures in
+    ``text``, in rule order; only rules one of whose hints occurs are tried (or only ``rules``)."""
+    if rules is None:
+        if HINT_GATE.search(text) is None:
+            return ()
+        rules = set(rule for hint in SIGNATURE_HINTS if hint in text for rule in HINT_RULES[hint])
+    found = []
+    for rule_id in sorted(rules):
+        match = PATTERNS[rule_id].search(text)
+        if match:
+            retry = RETRY_AFTER.search(text) if rule_id == "log.llm_rate_limit" else None
+            found.append((rule_id, match.groupdict(), retry.group(1) if retry else None))
+    return tuple(found)
+
+
+SEED_TIME = re.compile(r"\[([^\]]+)\]\s+\[[A-Za-z]+\]\s+\[[^\]]*\]")  # what decides whether SEED matches a line
+_SECONDS, _TAILS = {}, {}
+
+
+def stamp(text):
+    """parse_time(text), from caches for the ISO 8601 shape a log repeats on every line (as Scanner.stamp)."""
+    seconds = _SECONDS.get(text[:19])
+    if seconds is not None:
+        tail = _TAILS.get(text[19:])
+        if tail is not None:
+            return seconds + tail[0] - tail[1]
+    match = ISO_FULL.match(text)
+    if not match:
+        return parse_time(text)
+    for cache in (_SECONDS, _TAILS):
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+    seconds, fraction, offset = iso_parts(match)
+    _SECONDS[text[:19]] = seconds
+    _TAILS[text[19:]] = (fraction, offset)
+    return seconds + fraction - offset
+
+
 def entry_time(line):
     """Epoch seconds of the entry a line starts (JSON or text), or None."""
-    entry = parse_json(line, "", 0) if line[:1] == "{" else None
+    first = line[:1]
+    if first == "[" and "\n" not in line:  # parse_plain's time of a seed-format line, without parsing the rest of it
+        match = SEED_TIME.match(line)
+        if match:
+            return stamp(match.group(1))
+    entry = parse_json(line, "", 0) if first == "{" else None
     return (entry or parse_plain(line, "", 0)).ts
 
 
 def seen(item, entry):
     """Count ``entry`` in an aggregate with count, first_seen, last_seen and components."""
     item["count"] += 1
-    if entry.ts is not None:
-        item["first_seen"] = entry.ts if item["first_seen"] is None else min(item["first_seen"], entry.ts)
-        item["last_seen"] = entry.ts if item["last_seen"] is None else max(item["last_seen"], entry.ts)
+    ts = entry.ts
+    if ts is not None:  # min() and max() without the calls: the first of equal values stays
+        first, last = item["first_seen"], item["last_seen"]
+        if first is None or ts < first:
+            item["first_seen"] = ts
+        if last is None or ts > last:
+            item["last_seen"] = ts
     if len(item["components"]) < 10:
         item["components"].add(entry.component or "(none)")
 
@@ -267,6 +336,33 @@ def seen(item, entry):
 SERIOUS = frozenset(("fatal", "error", "warn"))
 LOOKED_AT = SERIOUS | frozenset(("unknown",))
 CACHE_LIMIT = 4096
+
+# The fast path (Scanner.feed_chunk) works on a block of bytes with a newline put in front, so that every line
+# follows a newline. A seed-format header it counts without Python per line: ISO time to the second (a fraction of
+# 1-3 digits, Z or no zone), a level word, a component, then a space or the end of the line; the groups are the
+# second, the level word and the component. Everything else is a "soft" line (indented or empty: metadata of the
+# entry before it) or an "odd" line, which goes the way of feed_lines.
+_SEED_HEAD = rb"\[(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:[.,]\d{1,3})?Z?\] \[([A-Za-z]+)\] \[([^\]\n]*)\](?=[ \n])"
+SEED_KEY = re.compile(b"\n" + _SEED_HEAD)
+SOFT_RUN = re.compile(rb"\n(?=[ \t\n])[^\n]*(?:\n(?=[ \t\n])[^\n]*)*")  # starts with a literal: a fast search
+SEED_MINUTE = re.compile(rb"\n\[\d{4}-\d\d-\d\d[T ]\d\d:\d\d:[0-5]\d(?:[.,]\d{1,3})?Z?\] \[([A-Za-z]+\] \[[^\]\n]*)\](?=[ \n])")
+MINUTE = re.compile(rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
+ODD = re.compile(rb"\n(?![ \t\n]|" + re.sub(rb"\((?!\?)", b"(?:", _SEED_HEAD) + b")")
+ID_HINTS_B = tuple(hint.encode() for hint in ID_HINTS)
+JSON_MARK = '"\\u0001"'  # the member put first into every JSON line of a block: a key no logger writes
+_MISSING = object()
+_OUTSIDE = object()  # the bucket of entries before the window in the counts of a block
+_INT, _STR, _DICT = set((int,)), set((str,)), set((dict,))
+_GET_LEVEL = operator.methodcaller("get", "level", _MISSING)
+_GET_TIME = operator.methodcaller("get", "time", _MISSING)
+_GET_COMPONENT = operator.methodcaller("get", "component")
+_GET_SERVICE = operator.methodcaller("get", "service")
+_GET_NAME = operator.methodcaller("get", "name")
+_GET_MSG = operator.methodcaller("get", "msg", _MISSING)
+_CORRELATION = frozenset(CORRELATION_KEYS)
+_has_mark = operator.methodcaller("__contains__", "\x01")
+ODD_LIMIT = 64  # more odd lines than this in a block: the block goes the way of feed_lines
+BORING = frozenset(("info", "debug", "trace"))  # levels whose entries without metadata or ids are only counted
 
 
 class Scanner(object):
@@ -277,6 +373,10 @@ class Scanner(object):
     limits apply exactly as if every entry were counted on its own. Signatures are matched
     in warn, error and fatal entries and in entries without a recognisable level; ids are
     looked up only in entries with metadata or an id-like word in the message.
+
+    Counting (``count``) and everything else about an entry (``examine``) are independent:
+    the fast path counts a block's entries in bulk, in first-seen order, and examines the
+    few that need it in file order.
     """
 
     def __init__(self, redactor, since=None, bucket=60, top_n=10, limits=None):
@@ -297,6 +397,10 @@ class Scanner(object):
         self.counts = {}  # (component, level, bucket start or None) -> entries not yet folded
         self.seconds = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
         self.tails = {}  # ".123Z", "+02:00", "" -> (fraction, zone offset in seconds)
+        self.seconds_b = {}  # b"YYYY-MM-DDTHH:MM:SS" and b"YYYY-MM-DDTHH:MM" -> epoch seconds (feed_chunk)
+        self.clean = set()  # texts the redactor leaves as they are
+        self.normalized = {}  # redacted message -> its signature
+        self.known = {}  # message -> known(message), for entries whose text is their message
         self.level_words = {}  # "ERROR" -> "error"
         self.service = (None, None)
         self.component_buckets = {}  # (component, bucket start) -> [entries, errors]
@@ -379,6 +483,317 @@ class Scanner(object):
         if len(self.counts) > 50000:
             self.fold()
 
+    def feed_chunk(self, data, file, number):
+        """Feed whole lines as bytes, the first being line ``number`` of ``file``: the results of feed_lines of the
+        lines decoded (and CR-stripped) as read_chunks decodes them, but counted a block at a time with C-level
+        searches. Only entries that need a closer look (warn and above, a level word not known, metadata lines
+        under them, an id-like word) are parsed in Python as feed_lines parses them, and examined; a block this
+        path does not understand (CR, NUL, many lines of another shape, a time window boundary inside a second)
+        goes to feed_lines. The caller closes the file's last entry (close()) as after feed_lines."""
+        if not data:
+            return
+        if data[-1:] != b"\n":
+            data += b"\n"
+        fast = b"\r" not in data and b"\x00" not in data and isinstance(self.bucket, int) and self.bucket >= 1
+        if not (fast and (self._json_block(data, file, number) if data[:1] == b"{" else self._seed_block(data, file, number))):
+            self.feed_lines(decoded(data), file, number)
+        if len(self.counts) > 50000:
+            self.fold()
+
+    def _seed_block(self, data, file, number):
+        """feed_chunk for seed-format blocks; False, having changed nothing, for a block it leaves to feed_lines."""
+        buf = b"\n" + data  # buf[p] is the newline before the line that starts at data[p]
+        last = len(buf) - 1
+        runs = [(m.start(), m.end()) for m in SOFT_RUN.finditer(buf)]
+        first = runs[0][1] if runs and runs[0][0] == 0 else 0  # the first line that is not soft
+        if first == last or buf[first + 1] != 0x5b:  # only soft lines, or a block that does not start like the seed format
+            return False
+        tail = buf.rfind(b"\n", 0, runs[-1][0] if runs and runs[-1][1] == last else last)  # the last entry: left open
+        inner = [run for run in runs if first < run[0] < tail]
+        ends = dict(inner)
+        nonsoft = buf.count(b"\n", first, tail) - sum(buf.count(b"\n", start, end) for start, end in inner)
+        words = set()  # level words of entries to look at
+        odd = []
+        keys = self._minute_keys(buf, first, tail, ends, file, words, nonsoft) if self.bucket % 60 == 0 else None
+        heads = SEED_KEY.findall(buf, first, tail + 1) if keys is None else ()
+        if keys is not None:
+            pieces = [(first, tail, keys)]
+        elif len(heads) == nonsoft:
+            pieces = [(first, tail, self._seed_keys(heads, file, words))]
+        else:
+            odd = [m.start() for m in ODD.finditer(buf, first, tail)]
+            if len(odd) > ODD_LIMIT:
+                return False
+            pieces = []  # (start, end, keys) of the headers between odd lines; keys None for an odd entry
+            start = first
+            for position in odd + [tail]:
+                if position > start:
+                    pieces.append((start, position, self._seed_keys(SEED_KEY.findall(buf, start, position + 1), file, words)))
+                if position < tail:
+                    end = buf.find(b"\n", position + 1)
+                    start = ends.get(end, end)
+                    pieces.append((position, start, None))
+        if any(piece[2] is False for piece in pieces):
+            return False
+        # The lines before the first entry (metadata of the previous block's last entry) ...
+        if first:
+            self.feed_lines(decoded(data[:first]), file, number)
+        self.close()
+        # ... the entries between the first and the last, counted; odd ones fed; interesting ones examined ...
+        look = self._seed_interesting(buf, first, tail, words, inner, set(odd))
+        service = self.service_of(file)
+        line, at = number + buf.count(b"\n", 0, first), first
+        for start, end, keys in pieces:
+            if keys is None:
+                line += buf.count(b"\n", at, start)
+                at = start
+                self.feed_lines(decoded(data[start:end]), file, line)
+                self.close()
+                continue
+            self._seed_count(keys)
+            since = self.since
+            for position in look[bisect.bisect_left(look, start):bisect.bisect_left(look, end)]:
+                line += buf.count(b"\n", at, position)
+                at = position
+                stop = buf.find(b"\n", position + 1)
+                below = ends.get(stop)
+                text = data[position:(stop if below is None else below) - 1].decode("utf-8", "replace")  # without its newline
+                entry = self._seed_entry(text.split("\n") if below is not None else (text,), file, line, service)
+                if not (since is not None and entry.ts is not None and entry.ts < since):
+                    self.examine(entry)
+        # ... and the last entry, left open as feed_lines leaves it: the next block may hold its metadata.
+        self.feed_lines(decoded(data[tail:]), file, line + buf.count(b"\n", at, tail))
+        return True
+
+    def _json_block(self, data, file, number):
+        """feed_chunk for blocks of JSON lines, decoded in one call; False, having changed nothing, for a block
+        it leaves to feed_lines (a line that is not a JSON object on its own, other lines between)."""
+        text = data.decode("utf-8", "replace")
+        if JSON_MARK in text:
+            return False
+        # Every line starts an object whose first member is the mark: with n lines and n objects that all have
+        # it, each line is one object (a line that continued another would put its mark inside that one).
+        try:
+            values = json.loads("[" + (',\n{' + JSON_MARK + ':0,').join(("\n" + text[:-1]).split("\n{"))[1:] + "]")
+        except ValueError:
+            return False
+        if len(values) < 2 or len(values) != text.count("\n") or set(map(type, values)) != _DICT or not all(map(_has_mark, values)):
+            return False
+        values.pop()  # the last entry stays open, like feed_lines leaves it, and goes through feed_lines
+        keys = self._json_keys(values, file, text)
+        if keys is None:
+            return False
+        self.close()
+        self._seed_count(keys[0])
+        for index in self._json_interesting(values, keys[1]):
+            value = values[index]
+            del value["\x01"]
+            entry = json_entry(value, file, number + index)
+            if not entry.component:
+                entry.component = self.service_of(file)
+            if not (self.since is not None and entry.ts is not None and entry.ts < self.since):
+                self.examine(entry)
+        self.feed_lines([text[text.rindex("\n", 0, len(text) - 1) + 1:-1]], file, number + len(values))
+        return True
+
+    def _json_keys(self, values, file, text):
+        """({(component, level, bucket start, None or _OUTSIDE the window): count}, levels per line) of decoded JSON
+        lines, with C-level maps where the lines share one shape (pino's), else a loop; None for a block where
+        the time window starts inside the block and lines have no integer time."""
+        service = self.service_of(file) or "(none)"
+        since, bucket = self.since, self.bucket
+        raw = list(map(_GET_LEVEL, values))
+        try:
+            if _MISSING in raw:
+                raise TypeError("a line without level")
+            names = dict((value, level_of(value)) for value in set(raw))
+            levels = list(map(names.__getitem__, raw))
+            times = list(map(_GET_TIME, values))
+            if "\\u" in text:  # a key may hide behind an escape
+                named = any(map(_GET_COMPONENT, values)) or any(map(_GET_SERVICE, values))
+            else:
+                named = '"component"' in text or '"service"' in text
+            if named or set(map(type, times)) != _INT or min(times) <= 1e11:
+                raise TypeError("not the shape of pino's lines")
+            components = list(map(_GET_NAME, values))
+            if not all(components) or set(map(type, components)) != _STR:
+                raise TypeError("not the shape of pino's lines")
+            low, high = min(times) / 1000.0, max(times) / 1000.0
+            if since is not None and low < since <= high:
+                raise TypeError("the window starts inside the block")
+            counts = collections.Counter(zip(components, levels, map(operator.floordiv, times, itertools.repeat(1000 * bucket))))
+            outside = since is not None and high < since
+            keys = {}
+            for (component, level, start), count in counts.items():
+                key = (component, level, _OUTSIDE if outside else start * bucket)
+                keys[key] = keys.get(key, 0) + count
+            return keys, levels
+        except TypeError:
+            pass
+        keys, levels = {}, []
+        for value in values:
+            level = level_of(value.get("level", value.get("severity", "unknown")))
+            levels.append(level)
+            component = value.get("component") or value.get("service") or value.get("name") or value.get("module") or value.get("logger") or ""
+            ts = parse_time(value.get("time", value.get("timestamp", value.get("@timestamp"))))
+            if since is not None and ts is not None and ts < since:
+                start = _OUTSIDE
+            else:
+                start = None if ts is None else int(ts // bucket * bucket)
+            key = (str(component) or service, level, start)
+            keys[key] = keys.get(key, 0) + 1
+        return keys, levels
+
+    @staticmethod
+    def _json_interesting(values, levels):
+        """Sorted indexes of the decoded JSON lines to look at closely: a level other than info, debug and trace,
+        a correlation key, an id hint in the message or a message that is not a string."""
+        look = set(itertools.compress(itertools.count(), map(LOOKED_AT.__contains__, levels)))
+        look.update(itertools.compress(itertools.count(), map(operator.not_, map(_CORRELATION.isdisjoint, values))))
+        messages = list(map(_GET_MSG, values))
+        if set(map(type, messages)) != _STR:
+            messages = [value.get("message", "") if message is _MISSING else message for message, value in zip(messages, values)]
+            look.update(index for index, message in enumerate(messages) if not isinstance(message, str))
+            messages = [message if isinstance(message, str) else "" for message in messages]
+        for hint in ID_HINTS:
+            look.update(itertools.compress(itertools.count(), map(operator.contains, messages, itertools.repeat(hint))))
+        return sorted(look)
+
+    def _seed_entry(self, lines, file, number, service):
+        """The Entry of a seed header that SEED_KEY matches and the soft lines under it, as feed_lines makes it."""
+        line = lines[0]
+        close = line.index("] [")
+        level_end = line.index("] [", close + 3)
+        rest = line[level_end + 3:]
+        end = rest.index("]")
+        msg = rest[end + 1:]
+        if msg[:1] == " ":
+            msg = msg[1:]
+        word = line[close + 3:level_end]
+        entry = Entry(self.stamp(line[1:close]), self.level_words.get(word) or self.level_word(word), rest[:end] or service, msg, file, number)
+        if len(lines) == 1:
+            return entry
+        meta, stack = entry.meta, entry.stack
+        for text in itertools.islice(lines, 1, None):
+            if text and not text.isspace():
+                match = META.match(text)
+                if match and len(meta) < 50:
+                    meta[match.group("key")] = match.group("value").strip()
+                elif len(stack) < 20:
+                    stack.append(text.strip())
+        return entry
+
+    def _minute_keys(self, buf, first, tail, ends, file, looked_at, nonsoft):
+        """The keys of _seed_keys a minute at a time, for buckets of whole minutes: the headers between ``first`` and
+        ``tail`` in runs of one minute, each counted with one search; None when a line is not in the SEED_MINUTE shape,
+        minutes interleave, or the window starts inside a minute."""
+        words, since, bucket, minutes = self.level_words, self.since, self.bucket, self.seconds_b
+        service = self.service_of(file) or "(none)"
+        keys, total, at = {}, 0, first
+        while at < tail:
+            minute = buf[at + 2:at + 18]
+            prefix = b"\n[" + minute
+            last = buf.rfind(prefix, at, tail)  # the last line of this minute
+            if last < 0 or not MINUTE.fullmatch(minute):
+                return None
+            end = buf.find(b"\n", last + 1)
+            end = ends.get(end, end)
+            found = SEED_MINUTE.findall(buf, at, end + 1)
+            if buf.count(prefix, at, end) != len(found):
+                return None
+            total += len(found)
+            value = minutes.get(minute)
+            if value is None:
+                if len(minutes) >= CACHE_LIMIT:
+                    minutes.clear()
+                value = minutes[minute] = self.stamp(minute.decode("ascii") + ":00Z")
+            if since is not None and value < since:
+                if value + 60 > since:
+                    return None
+                start = _OUTSIDE
+            else:
+                start = int(value // bucket * bucket)
+            for head, count in collections.Counter(found).items():
+                word, component = head.split(b"] [", 1)
+                word = word.decode("ascii")
+                level = words.get(word) or self.level_word(word)
+                if level not in BORING:
+                    looked_at.add(word)
+                key = (component.decode("utf-8", "replace") or service, level, start)
+                keys[key] = keys.get(key, 0) + count
+            at = end
+        return keys if total == nonsoft else None
+
+    def _seed_keys(self, heads, file, looked_at):
+        """{(component, level, bucket start or _OUTSIDE the window): count} of seed headers (SEED_KEY groups);
+        False when a second straddles the start of the window (there the fraction decides). The level words of
+        levels other than info, debug and trace go into ``looked_at``."""
+        words, seconds, since, bucket = self.level_words, self.seconds_b, self.since, self.bucket
+        service = self.service_of(file) or "(none)"
+        keys = {}
+        for (second, word, component), count in collections.Counter(heads).items():
+            value = seconds.get(second)
+            if value is None:
+                if len(seconds) >= CACHE_LIMIT:
+                    seconds.clear()
+                value = seconds[second] = self.stamp(second.decode("ascii") + "Z")
+            if since is not None and value < since:
+                if value + 1 > since:
+                    return False
+                start = _OUTSIDE
+            else:
+                start = int(value // bucket * bucket)
+            word = word.decode("ascii")
+            level = words.get(word) or self.level_word(word)
+            if level not in BORING:
+                looked_at.add(word)
+            key = (component.decode("utf-8", "replace") or service, level, start)
+            keys[key] = keys.get(key, 0) + count
+        return keys
+
+    def _seed_count(self, keys):
+        counts = self.counts
+        for key, count in keys.items():
+            if key[2] is _OUTSIDE:
+                self.outside_window += count
+            else:
+                self.entries += count
+                counts[key] = counts.get(key, 0) + count
+
+    def _seed_interesting(self, buf, first, tail, words, inner, odd):
+        """Sorted newline positions (before the line) of the entries between ``first`` and ``tail`` that need a
+        closer look: a level word that is not info, debug or trace; metadata lines under it; an id hint anywhere
+        in the line. Odd lines are left out: they are fed whole."""
+        look = set(buf.rfind(b"\n", 0, start) for start, dummy in inner)
+        for word in words:
+            marker = b"] [" + word.encode("ascii") + b"] ["
+            found = buf.find(marker, first, tail)
+            while found >= 0:
+                start = buf.rfind(b"\n", 0, found)
+                if buf[start + 1] == 0x5b and buf.find(b"] [", start, found + 3) == found:
+                    look.add(start)
+                found = buf.find(marker, found + 1, tail)
+        starts = [start for start, dummy in inner]
+        outside, at = [], first  # the text outside metadata runs: where an id hint would mark a header
+        for start, end in inner:
+            outside.append(buf[at:start])
+            at = end
+        outside.append(buf[at:tail])
+        outside = b"".join(outside)
+        hints = ID_HINTS_B if b"id" in outside else ID_HINTS_B[:1]  # "_id" and "-id" need an "id"
+        for hint in hints:
+            if hint not in outside:
+                continue
+            found = buf.find(hint, first, tail)
+            while found >= 0:
+                start = buf.rfind(b"\n", 0, found)
+                if buf[start + 1] in (0x20, 0x09):  # in metadata, whose entry is looked at anyway: on after its run
+                    found = buf.find(hint, inner[bisect.bisect_right(starts, start) - 1][1], tail)
+                    continue
+                look.add(start)
+                found = buf.find(hint, buf.find(b"\n", found), tail)
+        return sorted(look - odd) if odd else sorted(look)
+
     def settle(self, pending, file):
         """Count a seed-format entry that nothing followed; an Entry only when it needs a closer look."""
         ts, level, component, msg, number = pending
@@ -432,31 +847,31 @@ class Scanner(object):
 
     def close(self):
         entry, self.current = self.current, None
-        if entry is None:
-            return
-        level = entry.level
-        if not self.count(entry.component, level, entry.ts):
-            return
+        if entry is not None and self.count(entry.component, entry.level, entry.ts):
+            self.examine(entry)
+
+    def examine(self, entry):
+        """Everything but counting an entry inside the window: signatures, known signatures, who it affected, ids."""
+        level, msg = entry.level, entry.msg
+        ids = entry.ids() if entry.meta or "Id" in msg or "_id" in msg or "-id" in msg else ()
         if level in SERIOUS:
             self.count_signature(entry)
             self.match_hints(entry)
             if level != "warn":
-                self.note_affected(entry)
+                self.note_affected(entry, ids)
                 self.file_errors[entry.file] = self.file_errors.get(entry.file, 0) + 1
         elif level == "unknown":
             self.match_hints(entry)
-        msg = entry.msg
-        if entry.meta or "Id" in msg or "_id" in msg or "-id" in msg:
-            for value in entry.ids():
-                self.correlate(value, entry)
+        for value in ids:
+            self.correlate(value, entry)
 
-    def note_affected(self, entry):
-        """Remember the distinct users and conversations an error entry names (bounded)."""
+    def note_affected(self, entry, ids=None):
+        """Remember the distinct users and conversations an error entry names (bounded); ``ids``: entry.ids() if known."""
         affected = self.affected
         users = [str(entry.meta[key]) for key in USER_KEYS if entry.meta.get(key)]
         if not users and "ser" in entry.msg:
             users = [m.group("value") for m in PLAIN_USER.finditer(entry.msg)]
-        for kind, values in (("users", users), ("conversations", entry.ids())):
+        for kind, values in (("users", users), ("conversations", entry.ids() if ids is None else ids)):
             for value in values[:3]:
                 if len(affected[kind]) < self.limits["affected"]:
                     affected[kind].add(value[:128])
@@ -499,10 +914,16 @@ class Scanner(object):
                                       for k in sorted(self.buckets)[-60:]]}
 
     def match_hints(self, entry):
-        text = entry.text()
-        hinted = [hint for hint in SIGNATURE_HINTS if hint in text]
-        if hinted:
-            self.match_known(entry, text, set(rule for hint in hinted for rule in HINT_RULES[hint]))
+        if entry.meta or entry.stack:
+            found = known(entry.text())
+        else:  # the text is the message: what it matches is remembered
+            found = self.known.get(entry.msg)
+            if found is None:
+                if len(self.known) >= CACHE_LIMIT:
+                    self.known.clear()
+                found = self.known[entry.msg] = known(entry.msg)
+        if found:
+            self.record_known(entry, found)
 
     def fold(self):
         """Add the pending (component, level, bucket) counts in first-seen order."""
@@ -538,8 +959,13 @@ class Scanner(object):
         self.counts = {}
 
     def count_signature(self, entry):
-        msg = self.redactor.text(entry.msg)  # whole, before normalize and the cut
-        key = (entry.level if entry.level != "fatal" else "error", normalize(msg))
+        msg = self.redact(entry.msg)  # whole, before normalize and the cut
+        signature = self.normalized.get(msg)
+        if signature is None:
+            if len(self.normalized) >= CACHE_LIMIT:
+                self.normalized.clear()
+            signature = self.normalized[msg] = normalize(msg)
+        key = (entry.level if entry.level != "fatal" else "error", signature)
         item = self.signatures.get(key)
         if item is None:
             if len(self.signatures) >= self.limits["signatures"]:
@@ -549,10 +975,11 @@ class Scanner(object):
         seen(item, entry)
 
     def match_known(self, entry, text, rules):
-        for rule_id in sorted(rules):
-            match = PATTERNS[rule_id].search(text)
-            if not match:
-                continue
+        self.record_known(entry, known(text, rules))
+
+    def record_known(self, entry, found):
+        """Count the known signatures ``found`` (see :func:`known`) in ``entry``."""
+        for rule_id, groups, retry_found in found:
             hit = self.matches.get(rule_id)
             if hit is None:
                 hit = self.matches[rule_id] = {"count": 0, "first_seen": None, "last_seen": None, "components": set(),
@@ -562,18 +989,16 @@ class Scanner(object):
             if len(hit["files"]) < 10:
                 hit["files"].add(entry.file)
             if len(hit["examples"]) < self.limits["examples"]:
-                hit["examples"].append("%s:%d %s" % (entry.file, entry.line, truncate(self.redactor.text(entry.msg), 300, "")))
-            groups = match.groupdict()
+                hit["examples"].append("%s:%d %s" % (entry.file, entry.line, truncate(self.redact(entry.msg), 300, "")))
             if groups.get("port"):
                 hit["ports"][groups["port"]] = hit["ports"].get(groups["port"], 0) + 1
             if groups.get("cmd") and len(hit["cmds"]) < 10:
-                hit["cmds"].add(self.redactor.text(groups["cmd"]))
+                hit["cmds"].add(self.redact(groups["cmd"]))
             if groups.get("dnshost") and len(hit["hosts"]) < 10:
-                hit["hosts"].add(self.redactor.text(groups["dnshost"]))
+                hit["hosts"].add(self.redact(groups["dnshost"]))
             if rule_id == "log.llm_rate_limit":
                 retry = entry.meta.get("retryAfter") or entry.meta.get("retry_after")
-                found = RETRY_AFTER.search(text)
-                value = retry or (found.group(1) if found else None)
+                value = retry or retry_found
                 if value is not None and len(hit["retry_after"]) < 20:
                     hit["retry_after"].append(str(value))
 
@@ -590,8 +1015,19 @@ class Scanner(object):
             timeline["dropped"] += 1
             return
         timeline["entries"].append({"ts": entry.ts, "component": entry.component, "level": entry.level,
-                                    "message": truncate(self.redactor.text(entry.msg), 200, ""), "file": entry.file, "line": entry.line,
-                                    "error_code": self.redactor.text(entry.meta.get("errorCode"))})
+                                    "message": truncate(self.redact(entry.msg), 200, ""), "file": entry.file, "line": entry.line,
+                                    "error_code": self.redact(entry.meta.get("errorCode"))})
+
+    def redact(self, text):
+        """``self.redactor.text(text)``; text its keyword prefilter passes is remembered and not looked at again."""
+        if not text or not isinstance(text, str) or text in self.clean:
+            return text
+        if not self.redactor.clean(text):
+            return self.redactor.text(text)
+        if len(self.clean) >= CACHE_LIMIT:
+            self.clean.clear()
+        self.clean.add(text)
+        return text
 
     # --------------------------------------------------------------- results
     def result(self):
@@ -622,6 +1058,15 @@ class Scanner(object):
                             for key, item in correlated],
             "matches": self.matches,
         }
+
+
+def decoded(data):
+    """The lines of whole lines ``data`` (bytes) as read_chunks decodes them, nothing blanked."""
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return [line.rstrip("\r\n") for line in lines] if "\r" in text else lines
 
 
 def service_of(file):
@@ -675,45 +1120,28 @@ def read_lines(path, max_bytes, max_line, report):
     A plain file larger than ``max_bytes`` is read from its last ``max_bytes`` (the newest
     entries); a gzip file stops after ``max_bytes`` decompressed. Lines longer than
     ``max_line`` bytes and lines with NUL bytes are skipped and counted in ``report``.
-    Raises SkipFile for binary files.
+    Raises SkipFile for binary files. Read a block at a time (read_blocks).
     """
-    with open_log(path, max_bytes, max_line, report) as (handle, compressed):
-        read = 0
-        number = 0
-        while True:
-            raw = handle.readline(max_line + 1)
-            if not raw:
-                break
-            number += 1
-            read += len(raw)
-            if len(raw) > max_line and not raw.endswith(b"\n"):
-                report["long_lines"] = report.get("long_lines", 0) + 1
-                while True:  # discard the rest of the long line in bounded pieces
-                    rest = handle.readline(max_line + 1)
-                    read += len(rest)
-                    if not rest or rest.endswith(b"\n"):
-                        break
-                continue
-            if b"\x00" in raw:
-                report["garbage_lines"] = report.get("garbage_lines", 0) + 1
-                continue
-            yield number, raw.decode("utf-8", "replace").rstrip("\r\n")
-            if compressed and read >= max_bytes:
-                report["truncated_after_bytes"] = max_bytes
-                break
-        report["bytes"] = read
-        report["lines"] = number
+    for first, data in read_blocks(path, max_bytes, max_line, report):
+        lines, skipped = _lines_of(data, max_line, report)
+        if skipped:
+            for offset, line in enumerate(lines):
+                if offset not in skipped:
+                    yield first + offset, line
+        else:
+            yield from zip(itertools.count(first), lines)
 
 
 CHUNK = 1 << 20
 
 
-def read_chunks(path, max_bytes, max_line, report, size=CHUNK):
-    """Yield (number of the first line, lines) of ``path`` (plain or gzip), a block at a time.
+def read_blocks(path, max_bytes, max_line, report, size=CHUNK):
+    """Yield (number of the first line, data) of ``path`` (plain or gzip): whole lines as bytes, a block at a time.
 
-    The lines of read_lines, with the same skipping and truncation, split and decoded a
-    block (``size`` bytes) at a time; a skipped line is yielded as an empty string so that
-    line numbers stay right. Memory stays within a block plus one line of ``max_line`` bytes.
+    The reading of read_lines (truncation, where a gzip file stops, the report's bytes and lines) without
+    decoding: a long line that spans blocks is counted and dropped here; a long line inside a block and lines
+    with NUL bytes are left to the caller (:func:`lines_of`). The last line of a file may lack its newline.
+    Memory stays within a block plus one line of ``max_line`` bytes.
     """
     with open_log(path, max_bytes, max_line, report) as (handle, compressed):
         state = {"read": 0, "number": 0}
@@ -723,7 +1151,7 @@ def read_chunks(path, max_bytes, max_line, report, size=CHUNK):
             block = handle.read(size)
             if not block:
                 if carry:  # a last line without a newline
-                    yield chunk_of(carry, max_line, report, state)
+                    yield _account(carry, state)
                 break
             end = block.rfind(b"\n")
             if end < 0:
@@ -742,7 +1170,7 @@ def read_chunks(path, max_bytes, max_line, report, size=CHUNK):
             if stop:
                 data = data[:data.index(b"\n", max(0, max_bytes - state["read"] - 1)) + 1]
             if data:
-                yield chunk_of(data, max_line, report, state)
+                yield _account(data, state)
             if stop:
                 report["truncated_after_bytes"] = max_bytes
                 break
@@ -755,31 +1183,82 @@ def read_chunks(path, max_bytes, max_line, report, size=CHUNK):
         report["lines"] = state["number"]
 
 
-def chunk_of(data, max_line, report, state):
-    """(number of the first line, decoded lines) of whole lines ``data``; long and NUL lines blanked."""
+def _account(data, state):
+    first = state["number"] + 1
+    state["number"] += data.count(b"\n") + (data[-1:] != b"\n")
+    state["read"] += len(data)
+    return first, data
+
+
+def read_chunks(path, max_bytes, max_line, report, size=CHUNK):
+    """Yield (number of the first line, lines) of ``path`` (plain or gzip), a block at a time.
+
+    The lines of read_lines, with the same skipping and truncation, split and decoded a
+    block (``size`` bytes) at a time; a skipped line is yielded as an empty string so that
+    line numbers stay right. Memory stays within a block plus one line of ``max_line`` bytes.
+    """
+    for first, data in read_blocks(path, max_bytes, max_line, report, size):
+        yield first, lines_of(data, max_line, report)
+
+
+def lines_of(data, max_line, report):
+    """The decoded lines of whole lines ``data``; lines longer than ``max_line`` bytes and NUL lines blanked and counted."""
+    return _lines_of(data, max_line, report)[0]
+
+
+def _lines_of(data, max_line, report):
+    """(lines_of(...), the offsets of the blanked lines or None)."""
     text = data.decode("utf-8", "replace")
     lines = text.split("\n")
     if text.endswith("\n"):
         lines.pop()
+    skipped = None
     if len(text) != len(data) or "\x00" in text or max(map(len, lines)) > max_line:
         parts = data.split(b"\n")
         if data.endswith(b"\n"):
             parts.pop()
-        lines = []
+        lines, skipped = [], set()
         for part in parts:
             if len(part) > max_line:
                 report["long_lines"] = report.get("long_lines", 0) + 1
+                skipped.add(len(lines))
                 part = b""
             elif b"\x00" in part:
                 report["garbage_lines"] = report.get("garbage_lines", 0) + 1
+                skipped.add(len(lines))
                 part = b""
             lines.append(part.decode("utf-8", "replace"))
     if "\r" in text:
         lines = [line.rstrip("\r\n") for line in lines]
-    first = state["number"] + 1
-    state["number"] += len(lines)
-    state["read"] += len(data)
-    return first, lines
+    return lines, skipped
+
+
+def has_long_line(data, max_line):
+    """True when a line of ``data`` is longer than ``max_line`` bytes (without its newline): a few C-level searches."""
+    start, end = 0, len(data)
+    while end - start > max_line:
+        cut = data.rfind(b"\n", start, start + max_line + 1)
+        if cut < 0:
+            return True
+        start = cut + 1
+    return False
+
+
+def scan_file(scanner, path, max_bytes, max_line, report, deadline=None, clock=time.monotonic, size=CHUNK):
+    """Scan ``path`` (plain or gzip) into ``scanner``: read_chunks and Scanner.feed_lines with the same results,
+    a block of bytes at a time through Scanner.feed_chunk. Closes the file's last entry. Returns False when it
+    stopped early because ``clock()`` passed ``deadline`` (checked after each block), True when it read to the
+    end (or to ``max_bytes``). Raises SkipFile, OSError and EOFError as read_chunks does."""
+    for number, data in read_blocks(path, max_bytes, max_line, report, size):
+        if b"\x00" in data or has_long_line(data, max_line):
+            scanner.feed_lines(lines_of(data, max_line, report), path, number)
+        else:
+            scanner.feed_chunk(data, path, number)
+        if deadline is not None and clock() > deadline:
+            scanner.close()
+            return False
+    scanner.close()
+    return True
 
 
 def expand(patterns):

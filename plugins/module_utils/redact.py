@@ -282,6 +282,7 @@ _PEM_BEGIN = re.compile(r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _PEM_END = re.compile(r"-----END[A-Z0-9 ]{0,40}-----")
 _PEM_BODY = re.compile(r"^\s*(?:[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]{1,}={1,2}|Proc-Type:.*|DEK-Info:.*)\s*$")
 _PEM_SPACE = re.compile(r"\\r|\\n|\s")
+_NOT_PEM_BODY = frozenset("[{")  # a line that starts with one of these is never key material (a log entry): no regex
 PEM_MAX_LINES = 400  # a block without END ends here (an 8192-bit RSA key has about 100 lines)
 
 
@@ -378,6 +379,11 @@ class Redactor(object):
                 if mark in value:
                     chosen.update(indexes)
         return sorted(chosen)
+
+    def clean(self, value):
+        """True when ``text(value)`` is ``value`` itself with nothing counted: no rule's keyword occurs in the string
+        and there are no extra patterns. What is clean stays clean, so callers may remember it."""
+        return not self.custom and not self._selected(value)
 
     def text(self, value):
         """Return ``value`` with every secret replaced."""
@@ -530,7 +536,7 @@ class LineStream(object):
                 block = "".join(_pem_key(held) for held in self.held) + _pem_key(line[:end.end()])
                 self.held = []
                 return [self.redactor._placeholder("private_key", block) + self.redactor.text(line[end.end():])]
-        if _PEM_BODY.match(line) and len(self.held) < PEM_MAX_LINES:
+        if line[:1] not in _NOT_PEM_BODY and _PEM_BODY.match(line) and len(self.held) < PEM_MAX_LINES:
             self.held.append(line)
             return []
         if self.held:

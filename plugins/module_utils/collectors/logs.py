@@ -13,7 +13,7 @@ import time
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import PORT_SERVICES, Scanner, SkipFile, expand, iso
-from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import journal_reader, read_chunks
+from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import journal_reader, scan_file
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES
 
@@ -34,12 +34,8 @@ def scan(params, journal=None, clock=time.monotonic):
             continue
         report = {"path": path}
         try:
-            for number, lines in read_chunks(path, params["max_bytes"], params["max_line_bytes"], report):
-                scanner.feed_lines(lines, path, number)
-                if clock() > deadline:
-                    report["stopped"] = "timeout after %d s" % params["timeout"]
-                    break
-            scanner.close()
+            if not scan_file(scanner, path, params["max_bytes"], params["max_line_bytes"], report, deadline, clock):
+                report["stopped"] = "timeout after %d s" % params["timeout"]
         except SkipFile as exc:
             facts["skipped_files"].append({"path": path, "why": str(exc)})
             continue

@@ -25,9 +25,39 @@ def mixed(tmp_path_factory):
     return path
 
 
-def by_lines(path, max_bytes, max_line):
+def readline_oracle(path, max_bytes, max_line, report):
+    """The line reader as it was written first, a line at a time with readline: the oracle of read_lines and read_chunks."""
+    with logscan.open_log(path, max_bytes, max_line, report) as (handle, compressed):
+        read = 0
+        number = 0
+        while True:
+            raw = handle.readline(max_line + 1)
+            if not raw:
+                break
+            number += 1
+            read += len(raw)
+            if len(raw) > max_line and not raw.endswith(b"\n"):
+                report["long_lines"] = report.get("long_lines", 0) + 1
+                while True:  # discard the rest of the long line in bounded pieces
+                    rest = handle.readline(max_line + 1)
+                    read += len(rest)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+                continue
+            if b"\x00" in raw:
+                report["garbage_lines"] = report.get("garbage_lines", 0) + 1
+                continue
+            yield number, raw.decode("utf-8", "replace").rstrip("\r\n")
+            if compressed and read >= max_bytes:
+                report["truncated_after_bytes"] = max_bytes
+                break
+        report["bytes"] = read
+        report["lines"] = number
+
+
+def by_lines(path, max_bytes, max_line, reader=readline_oracle):
     report = {}
-    return list(logscan.read_lines(path, max_bytes, max_line, report)), report
+    return list(reader(path, max_bytes, max_line, report)), report
 
 
 def by_chunks(path, max_bytes, max_line, size):
@@ -48,6 +78,7 @@ def test_read_chunks_yields_the_lines_of_read_lines(mixed, size, max_bytes, max_
     assert numbers == sorted(set(numbers)) and numbers[-1] <= report["lines"]
     assert report == expected_report
     assert report.get("long_lines") and report.get("garbage_lines")
+    assert by_lines(mixed, max_bytes, max_line, logscan.read_lines) == (expected, expected_report)
 
 
 @pytest.mark.parametrize("size", [5, 64, 1 << 20])
@@ -59,6 +90,7 @@ def test_read_chunks_stops_a_gzip_file_where_read_lines_does(tmp_path, size):
         expected, expected_report = by_lines(path, max_bytes, 65536)
         got, report = by_chunks(path, max_bytes, 65536, size)
         assert got == expected and report == expected_report
+        assert by_lines(path, max_bytes, 65536, logscan.read_lines) == (expected, expected_report)
 
 
 SEED_LINES = [

@@ -98,7 +98,7 @@ def test_unreadable_file_is_an_unknown_finding(tmp_path, monkeypatch):
     def denied(path, *args):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(log_scan, "read_chunks", denied)
+    monkeypatch.setattr(log_scan, "scan_file", denied)
     params = {"paths": [str(tmp_path / "worker.log")], "journald_units": [], "since": 0, "max_bytes": 1 << 20,
               "max_line_bytes": 65536, "bucket_seconds": 60, "top_n": 5, "timeout": 10, "thresholds": {}}
     result = log_scan.scan(params)
@@ -157,3 +157,13 @@ def test_error_rate_and_spike_from_the_recent_window(tmp_path, baseline, recent,
     if recent:
         assert result["facts"]["affected"]["users"] == min(7, round(recent * 40))
         assert not re.search(r"\{[a-z_]+\}", found["log.error_rate"]["symptom"])
+
+
+@pytest.mark.parametrize("stamp", ["NaN", "Infinity", "-Infinity", "1e300", "true"])
+def test_a_json_line_with_an_impossible_time_is_counted_without_a_timestamp(tmp_path, stamp):
+    log = tmp_path / "worker.log"
+    line = '{"level":50,"time":%s,"name":"worker","msg":"boom"}\n' % stamp
+    log.write_text(line * 3 + '{"level":30,"time":1764000000000,"name":"worker","msg":"ok"}\n')
+    result = log_scan.scan({"paths": [str(log)], "journald_units": [], "since": 0, "max_bytes": 1 << 20, "max_line_bytes": 65536,
+                            "bucket_seconds": 60, "top_n": 5, "timeout": 10, "thresholds": {}})
+    assert result["facts"]["entries"] == 4 and result["facts"]["by_level"] == {"error": 3, "info": 1}
