@@ -125,3 +125,4 @@ def test_every_read_only_fix_command_of_a_busy_report_runs_as_printed(tmp_path):
     assert {"proc.zombie", "proc.orphan", "log.econnrefused", "log.spawn_enoent", "log.tls_error"} <= rules, rules
     assert len(result["commands"]) >= 20
     assert result["bad"] == []
+    assert result["unfilled"] == [], "a finding's text shows a {placeholder}: its evidence lacks that key"
