@@ -687,7 +687,6 @@ class Scanner(object):
         """The keys of _seed_keys a minute at a time, for buckets of whole minutes: the headers between ``first`` and
         ``tail`` in runs of one minute, each counted with one search; None when a line is not in the SEED_MINUTE shape,
         minutes interleave, or the window starts inside a minute."""
-        words, since, bucket, minutes = self.level_words, self.since, self.bucket, self.seconds_b
         service = self.service_of(file) or "(none)"
         keys, total, at = {}, 0, first
         while at < tail:
@@ -702,25 +701,12 @@ class Scanner(object):
             if buf.count(prefix, at, end) != len(found):
                 return None
             total += len(found)
-            value = minutes.get(minute)
-            if value is None:
-                if len(minutes) >= CACHE_LIMIT:
-                    minutes.clear()
-                value = minutes[minute] = self.stamp(minute.decode("ascii") + ":00Z")
-            if since is not None and value < since:
-                if value + 60 > since:
-                    return None
-                start = _OUTSIDE
-            else:
-                start = int(value // bucket * bucket)
+            start = self._span_start(minute, ":00Z", 60)
+            if start is None:
+                return None
             for head, count in collections.Counter(found).items():
                 word, component = head.split(b"] [", 1)
-                word = word.decode("ascii")
-                level = words.get(word) or self.level_word(word)
-                if level not in BORING:
-                    looked_at.add(word)
-                key = (component.decode("utf-8", "replace") or service, level, start)
-                keys[key] = keys.get(key, 0) + count
+                self._add_key(keys, word, component, service, start, looked_at, count)
             at = end
         return keys if total == nonsoft else None
 
@@ -728,28 +714,37 @@ class Scanner(object):
         """{(component, level, bucket start or _OUTSIDE the window): count} of seed headers (SEED_KEY groups);
         False when a second straddles the start of the window (there the fraction decides). The level words of
         levels other than info, debug and trace go into ``looked_at``."""
-        words, seconds, since, bucket = self.level_words, self.seconds_b, self.since, self.bucket
         service = self.service_of(file) or "(none)"
         keys = {}
         for (second, word, component), count in collections.Counter(heads).items():
-            value = seconds.get(second)
-            if value is None:
-                if len(seconds) >= CACHE_LIMIT:
-                    seconds.clear()
-                value = seconds[second] = self.stamp(second.decode("ascii") + "Z")
-            if since is not None and value < since:
-                if value + 1 > since:
-                    return False
-                start = _OUTSIDE
-            else:
-                start = int(value // bucket * bucket)
-            word = word.decode("ascii")
-            level = words.get(word) or self.level_word(word)
-            if level not in BORING:
-                looked_at.add(word)
-            key = (component.decode("utf-8", "replace") or service, level, start)
-            keys[key] = keys.get(key, 0) + count
+            start = self._span_start(second, "Z", 1)
+            if start is None:
+                return False
+            self._add_key(keys, word, component, service, start, looked_at, count)
         return keys
+
+    def _span_start(self, stamp, suffix, width):
+        """The bucket start of the ``width`` seconds that begin at ``stamp`` (bytes, completed by ``suffix`` into an ISO
+        time; cached), _OUTSIDE when they end before the window, None when they straddle its start."""
+        cache = self.seconds_b
+        value = cache.get(stamp)
+        if value is None:
+            if len(cache) >= CACHE_LIMIT:
+                cache.clear()
+            value = cache[stamp] = self.stamp(stamp.decode("ascii") + suffix)
+        if self.since is not None and value < self.since:
+            return None if value + width > self.since else _OUTSIDE
+        return int(value // self.bucket * self.bucket)
+
+    def _add_key(self, keys, word, component, service, start, looked_at, count):
+        """Add ``count`` seed headers of level ``word`` and ``component`` (bytes) to ``keys``; level words of levels
+        other than info, debug and trace go into ``looked_at``."""
+        word = word.decode("ascii")
+        level = self.level_words.get(word) or self.level_word(word)
+        if level not in BORING:
+            looked_at.add(word)
+        key = (component.decode("utf-8", "replace") or service, level, start)
+        keys[key] = keys.get(key, 0) + count
 
     def _seed_count(self, keys):
         counts = self.counts
