@@ -107,7 +107,7 @@ class HostCollector(object):
     def uptime(self):
         seconds = int(self.proc.uptime())
         self.facts["uptime_seconds"] = seconds
-        booted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
+        booted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.proc.boot_time() or time.time() - seconds))
         self._graded("host.recent_reboot", seconds, {"uptime_seconds": seconds, "count": 1, "first_seen": booted, "last_seen": booted})
 
     def mounts(self):
