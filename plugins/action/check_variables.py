@@ -25,21 +25,14 @@ class ActionModule(ActionBase):
         if unknown_args:
             return dict(result, failed=True, msg="check_variables does not take %s; it takes %s." % (
                 ", ".join(unknown_args), ", ".join(sorted(self._VALID_ARGS))))
-        unknown = variables.unknown_variables(task_vars)
-        messages = [variables.warning(item) for item in unknown]
+        try:
+            unknown, messages, problems = variables.check(task_vars, self._templar.template, args.get("flags"), args.get("ranges"),
+                                                          args.get("thresholds"), args.get("patterns"), args.get("public"))
+        except ValueError as exc:
+            return dict(result, failed=True, msg=str(exc))
         result.update(changed=False, unknown_variables=unknown, messages=messages)
         if messages:
             result["warnings"] = messages
-
-        def value(name):
-            return self._templar.template(task_vars[name]) if name in task_vars else None
-
-        try:
-            problems = variables.problems(value, args.get("flags") or [], args.get("ranges") or {},
-                                          args.get("thresholds"), args.get("patterns") or [], args.get("public") or {},
-                                          set(task_vars))
-        except ValueError as exc:
-            return dict(result, failed=True, msg=str(exc))
         if problems:
             more = " (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:])) if len(problems) > 1 else ""
             return dict(result, failed=True, msg=problems[0] + more, problems=problems)

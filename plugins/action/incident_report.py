@@ -32,12 +32,7 @@ class ActionModule(ActionBase):
         if not directory or not isinstance(directory, str):
             return dict(result, failed=True, msg="incident_report needs dir, the directory that holds incident reports.")
 
-        def value(name):
-            return self._templar.template(task_vars[name]) if name in task_vars else None
-
-        typos = variables.unknown_variables(task_vars)
-        warnings = [variables.warning(item) for item in typos]
-        problems = variables.problems(value, [], args.get("ranges") or {}, None, [], {}, set(task_vars))
+        dummy, warnings, problems = variables.check(task_vars, self._templar.template, ranges=args.get("ranges"))
         if problems:
             return dict(result, failed=True, msg=problems[0], problems=problems)
         try:

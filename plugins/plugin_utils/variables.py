@@ -115,3 +115,15 @@ def problems(value_of, flags, ranges, thresholds, patterns, public, defined):
             except re.error as exc:
                 out.append("%s entry %r is not a valid regular expression: %s." % (named(name), item, exc))
     return out
+
+
+def check(task_vars, template, flags=(), ranges=None, thresholds=None, patterns=(), public=None):
+    """What an action plugin checks before anything is done: ``(unknown, warnings, problems)`` - the misspelled
+    collection variables the task sees, one warning sentence each, and one sentence per variable that is not what it
+    must be (see problems). ``template`` renders a variable's raw value."""
+    unknown = unknown_variables(task_vars)
+
+    def value_of(name):
+        return template(task_vars[name]) if name in task_vars else None
+    found = problems(value_of, flags or [], ranges or {}, thresholds, patterns or [], public or {}, set(task_vars))
+    return unknown, [warning(item) for item in unknown], found
