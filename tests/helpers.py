@@ -105,3 +105,12 @@ def run_fix_commands(report, timeout=60):
             if run.returncode != 0:
                 bad.append((command, run.returncode, (run.stdout + run.stderr)[-300:]))
     return bad
+
+
+def alive(pid):
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

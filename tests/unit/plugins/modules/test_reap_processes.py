@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import REPO, run_module
+from helpers import REPO, alive, run_module
 
 FAULTS = os.path.join(REPO, "tests", "fixtures", "faults.py")
 
@@ -24,14 +24,6 @@ def faults(tmp_path):
             return json.load(handle)
     yield start
     subprocess.run([sys.executable, FAULTS, "stop", "--state", state], check=True)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def args(**extra):
