@@ -19,10 +19,12 @@ Python. ``scan_file`` reads a block of bytes at a time and ``Scanner.feed_chunk`
 counts it with C-level operations: a regex ``findall`` over the block for the seed
 headers (a minute at a time when buckets are whole minutes), one ``json.loads`` per
 block of JSON lines, ``find`` and ``count`` for the entries that need more. Only
-those go through Python, with the code of the reference: warn and above, a level word
-it does not know, metadata lines under an entry, an id-like word, and lines of any
-other shape. Both give the same results (tests/unit/plugins/module_utils/
-test_logscan_fast.py compares them field by field).
+those go through Python, with the code of the reference: warn and above (with their
+metadata lines), a level word it does not know, and lines of any other shape. Info and
+debug entries are only counted, with or without metadata or ids: only warn-and-above
+entries are correlated by id. Both give the same results (tests/unit/plugins/
+module_utils/test_logscan_fast.py compares them field by field). The signatures and
+their hint words are the catalog's (rules.RULES, one table per log rule).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,7 +44,8 @@ import os
 import re
 import time
 
-from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, truncate
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, _any_of, truncate
+from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES
 
 LEVELS = ("fatal", "error", "warn", "info", "debug", "trace", "unknown")
 PINO = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
@@ -71,46 +74,17 @@ NORMALIZE = [
     (re.compile(r"\"[^\"]{20,}\"|'[^']{20,}'"), "<str>"),
 ]
 
-# Known signatures: rule id -> pattern searched in an entry's message, metadata and first stack line.
-SIGNATURES = [
-    ("log.spawn_einval", re.compile(r"spawn(?:Sync)?\s+(?P<cmd>\S+)?\s*EINVAL|spawn EINVAL")),
-    ("log.spawn_enoent", re.compile(r"spawn(?:Sync)? (?P<cmd>\S+) ENOENT")),
-    ("log.spawn_eacces", re.compile(r"spawn(?:Sync)? (?P<cmd>\S+) EACCES")),
-    ("log.spawn_e2big", re.compile(r"spawn(?:Sync)?(?: \S+)? E2BIG|Argument list too long")),
-    ("log.fetch_undefined", re.compile(r"fetch is not defined")),
-    ("log.websocket_undefined", re.compile(r"WebSocket is not defined")),
-    ("log.econnrefused", re.compile(r"ECONNREFUSED(?:\s+(?P<host>[\w.:\[\]-]+?):(?P<port>\d+))?")),
-    ("log.pg_connections", re.compile(r"sorry, too many clients already|remaining connection slots are reserved")),
-    ("log.pg_deadlock", re.compile(r"deadlock detected")),
-    ("log.v8_heap_oom", re.compile(r"Reached heap limit|JavaScript heap out of memory|Ineffective mark-compacts near heap limit")),
-    ("log.llm_rate_limit", re.compile(r"\b(?:429|529)\b.*?(?:rate_limit_error|overloaded_error|Too Many Requests|Overloaded)"
-                                      r"|rate_limit_error|overloaded_error", re.I)),
-    ("log.ws_abnormal_close", re.compile(r"(?:close|closed|code)[^\n]{0,40}?\b1006\b|\b1006\b[^\n]{0,20}(?:abnormal|closed?)", re.I)),
-    ("log.network_reset", re.compile(r"\bETIMEDOUT\b|\bECONNRESET\b|socket hang up|UND_ERR_(?:CONNECT_TIMEOUT|HEADERS_TIMEOUT|BODY_TIMEOUT|SOCKET)")),
-    ("log.dns_failure", re.compile(r"getaddrinfo (?:ENOTFOUND|EAI_AGAIN) (?P<dnshost>[\w.-]+)|\bENOTFOUND\b|\bEAI_AGAIN\b")),
-    ("log.tls_error", re.compile(r"CERT_HAS_EXPIRED|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT"
-                                 r"|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|certificate has expired")),
-    ("log.emfile", re.compile(r"\bEMFILE\b|too many open files", re.I)),
-    ("log.enospc", re.compile(r"\bENOSPC\b|No space left on device|System limit for number of file watchers reached")),
-]
-# Cheap prefilter: a rule's pattern is searched only when one of its hints appears in the entry.
-RULE_HINTS = {
-    "log.spawn_einval": ("EINVAL",), "log.spawn_enoent": ("ENOENT",), "log.spawn_eacces": ("EACCES",),
-    "log.spawn_e2big": ("E2BIG", "Argument list"), "log.fetch_undefined": ("fetch is not",),
-    "log.websocket_undefined": ("WebSocket is not",), "log.econnrefused": ("ECONNREFUSED",),
-    "log.pg_connections": ("too many clients", "connection slots"), "log.pg_deadlock": ("deadlock",),
-    "log.v8_heap_oom": ("heap limit", "heap out of memory"),
-    "log.llm_rate_limit": ("429", "529", "rate_limit", "overloaded", "Overloaded"), "log.ws_abnormal_close": ("1006",),
-    "log.network_reset": ("ETIMEDOUT", "ECONNRESET", "hang up", "UND_ERR"), "log.dns_failure": ("ENOTFOUND", "EAI_AGAIN"),
-    "log.tls_error": ("CERT", "certificate"), "log.emfile": ("EMFILE", "open files"),
-    "log.enospc": ("ENOSPC", "No space", "file watchers"),
-}
+# Known signatures, from the catalog's log rules (one table per rule: its "signature" regex and its "hints"): rule id ->
+# pattern searched in an entry's message, metadata and first stack line, tried only when one of its hint words occurs.
+SIGNATURES = [(rule_id, re.compile(rule["signature"])) for rule_id, rule in sorted(RULES.items())
+              if rule_id.startswith("log.") and rule.get("signature")]
+RULE_HINTS = dict((rule_id, tuple(RULES[rule_id]["hints"])) for rule_id, dummy in SIGNATURES)
 HINT_RULES = {}
 for _rule, _hints in RULE_HINTS.items():
     for _hint in _hints:
         HINT_RULES.setdefault(_hint, []).append(_rule)
 SIGNATURE_HINTS = tuple(HINT_RULES)
-HINT_GATE = re.compile("|".join(re.escape(hint) for hint in SIGNATURE_HINTS))  # one search: does any hint occur?
+HINT_GATE = _any_of(SIGNATURE_HINTS)  # one search (a trie of the hints): does any hint occur?
 PATTERNS = dict(SIGNATURES)
 ID_HINTS = ("Id", "_id", "-id")
 RETRY_AFTER = re.compile(r"retry[-_]?after[\"']?\s*[:=]\s*[\"']?(\d+(?:\.\d+)?)", re.I)
@@ -348,7 +322,6 @@ SOFT_RUN = re.compile(rb"\n(?=[ \t\n])[^\n]*(?:\n(?=[ \t\n])[^\n]*)*")  # starts
 SEED_MINUTE = re.compile(rb"\n\[\d{4}-\d\d-\d\d[T ]\d\d:\d\d:[0-5]\d(?:[.,]\d{1,3})?Z?\] \[([A-Za-z]+\] \[[^\]\n]*)\](?=[ \n])")
 MINUTE = re.compile(rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 ODD = re.compile(rb"\n(?![ \t\n]|" + re.sub(rb"\((?!\?)", b"(?:", _SEED_HEAD) + b")")
-ID_HINTS_B = tuple(hint.encode() for hint in ID_HINTS)
 JSON_MARK = '"\\u0001"'  # the member put first into every JSON line of a block: a key no logger writes
 _MISSING = object()
 _OUTSIDE = object()  # the bucket of entries before the window in the counts of a block
@@ -358,8 +331,6 @@ _GET_TIME = operator.methodcaller("get", "time", _MISSING)
 _GET_COMPONENT = operator.methodcaller("get", "component")
 _GET_SERVICE = operator.methodcaller("get", "service")
 _GET_NAME = operator.methodcaller("get", "name")
-_GET_MSG = operator.methodcaller("get", "msg", _MISSING)
-_CORRELATION = frozenset(CORRELATION_KEYS)
 _has_mark = operator.methodcaller("__contains__", "\x01")
 ODD_LIMIT = 64  # more odd lines than this in a block: the block goes the way of feed_lines
 BORING = frozenset(("info", "debug", "trace"))  # levels whose entries without metadata or ids are only counted
@@ -372,7 +343,7 @@ class Scanner(object):
     into the per-level, per-component and per-bucket counts in first-seen order, so the
     limits apply exactly as if every entry were counted on its own. Signatures are matched
     in warn, error and fatal entries and in entries without a recognisable level; ids are
-    looked up only in entries with metadata or an id-like word in the message.
+    looked up (and correlated) only in warn, error and fatal entries.
 
     Counting (``count``) and everything else about an entry (``examine``) are independent:
     the fast path counts a block's entries in bulk, in first-seen order, and examines the
@@ -486,8 +457,8 @@ class Scanner(object):
     def feed_chunk(self, data, file, number):
         """Feed whole lines as bytes, the first being line ``number`` of ``file``: the results of feed_lines of the
         lines decoded (and CR-stripped) as read_chunks decodes them, but counted a block at a time with C-level
-        searches. Only entries that need a closer look (warn and above, a level word not known, metadata lines
-        under them, an id-like word) are parsed in Python as feed_lines parses them, and examined; a block this
+        searches. Only entries that need a closer look (warn and above with their metadata lines, a level word not
+        known) are parsed in Python as feed_lines parses them, and examined; a block this
         path does not understand (CR, NUL, many lines of another shape, a time window boundary inside a second)
         goes to feed_lines. The caller closes the file's last entry (close()) as after feed_lines."""
         if not data:
@@ -540,7 +511,7 @@ class Scanner(object):
             self.feed_lines(decoded(data[:first]), file, number)
         self.close()
         # ... the entries between the first and the last, counted; odd ones fed; interesting ones examined ...
-        look = self._seed_interesting(buf, first, tail, words, inner, set(odd))
+        look = self._seed_interesting(buf, first, tail, words, set(odd))
         service = self.service_of(file)
         line, at = number + buf.count(b"\n", 0, first), first
         for start, end, keys in pieces:
@@ -560,7 +531,7 @@ class Scanner(object):
                 text = data[position:(stop if below is None else below) - 1].decode("utf-8", "replace")  # without its newline
                 entry = self._seed_entry(text.split("\n") if below is not None else (text,), file, line, service)
                 if not (since is not None and entry.ts is not None and entry.ts < since):
-                    self.examine(entry)
+                    self.examine(entry, text)
         # ... and the last entry, left open as feed_lines leaves it: the next block may hold its metadata.
         self.feed_lines(decoded(data[tail:]), file, line + buf.count(b"\n", at, tail))
         return True
@@ -574,7 +545,7 @@ class Scanner(object):
         # Every line starts an object whose first member is the mark: with n lines and n objects that all have
         # it, each line is one object (a line that continued another would put its mark inside that one).
         try:
-            values = json.loads("[" + (',\n{' + JSON_MARK + ':0,').join(("\n" + text[:-1]).split("\n{"))[1:] + "]")
+            values = json.loads("[" + ("\n" + text[:-1]).replace("\n{", ',\n{' + JSON_MARK + ':0,')[1:] + "]")
         except ValueError:
             return False
         if len(values) < 2 or len(values) != text.count("\n") or set(map(type, values)) != _DICT or not all(map(_has_mark, values)):
@@ -585,7 +556,7 @@ class Scanner(object):
             return False
         self.close()
         self._seed_count(keys[0])
-        for index in self._json_interesting(values, keys[1]):
+        for index in keys[1]:
             value = values[index]
             del value["\x01"]
             entry = json_entry(value, file, number + index)
@@ -597,9 +568,10 @@ class Scanner(object):
         return True
 
     def _json_keys(self, values, file, text):
-        """({(component, level, bucket start, None or _OUTSIDE the window): count}, levels per line) of decoded JSON
-        lines, with C-level maps where the lines share one shape (pino's), else a loop; None for a block where
-        the time window starts inside the block and lines have no integer time."""
+        """({(component, level, bucket start, None or _OUTSIDE the window): count}, indexes of the lines to look at
+        closely: a level other than info, debug and trace) of decoded JSON lines, with C-level maps where the lines
+        share one shape (pino's), else a loop; None for a block where the time window starts inside the block and
+        lines have no integer time."""
         service = self.service_of(file) or "(none)"
         since, bucket = self.since, self.bucket
         raw = list(map(_GET_LEVEL, values))
@@ -607,7 +579,6 @@ class Scanner(object):
             if _MISSING in raw:
                 raise TypeError("a line without level")
             names = dict((value, level_of(value)) for value in set(raw))
-            levels = list(map(names.__getitem__, raw))
             times = list(map(_GET_TIME, values))
             if "\\u" in text:  # a key may hide behind an escape
                 named = any(map(_GET_COMPONENT, values)) or any(map(_GET_SERVICE, values))
@@ -621,13 +592,14 @@ class Scanner(object):
             low, high = min(times) / 1000.0, max(times) / 1000.0
             if since is not None and low < since <= high:
                 raise TypeError("the window starts inside the block")
-            counts = collections.Counter(zip(components, levels, map(operator.floordiv, times, itertools.repeat(1000 * bucket))))
+            counts = collections.Counter(zip(components, raw, map(operator.floordiv, times, itertools.repeat(1000 * bucket))))
             outside = since is not None and high < since
             keys = {}
-            for (component, level, start), count in counts.items():
-                key = (component, level, _OUTSIDE if outside else start * bucket)
+            for (component, value, start), count in counts.items():
+                key = (component, names[value], _OUTSIDE if outside else start * bucket)
                 keys[key] = keys.get(key, 0) + count
-            return keys, levels
+            serious = set(value for value, name in names.items() if name in LOOKED_AT)
+            return keys, list(itertools.compress(itertools.count(), map(serious.__contains__, raw))) if serious else []
         except TypeError:
             pass
         keys, levels = {}, []
@@ -642,22 +614,7 @@ class Scanner(object):
                 start = None if ts is None else int(ts // bucket * bucket)
             key = (str(component) or service, level, start)
             keys[key] = keys.get(key, 0) + 1
-        return keys, levels
-
-    @staticmethod
-    def _json_interesting(values, levels):
-        """Sorted indexes of the decoded JSON lines to look at closely: a level other than info, debug and trace,
-        a correlation key, an id hint in the message or a message that is not a string."""
-        look = set(itertools.compress(itertools.count(), map(LOOKED_AT.__contains__, levels)))
-        look.update(itertools.compress(itertools.count(), map(operator.not_, map(_CORRELATION.isdisjoint, values))))
-        messages = list(map(_GET_MSG, values))
-        if set(map(type, messages)) != _STR:
-            messages = [value.get("message", "") if message is _MISSING else message for message, value in zip(messages, values)]
-            look.update(index for index, message in enumerate(messages) if not isinstance(message, str))
-            messages = [message if isinstance(message, str) else "" for message in messages]
-        for hint in ID_HINTS:
-            look.update(itertools.compress(itertools.count(), map(operator.contains, messages, itertools.repeat(hint))))
-        return sorted(look)
+        return keys, list(itertools.compress(itertools.count(), map(LOOKED_AT.__contains__, levels)))
 
     def _seed_entry(self, lines, file, number, service):
         """The Entry of a seed header that SEED_KEY matches and the soft lines under it, as feed_lines makes it."""
@@ -755,44 +712,27 @@ class Scanner(object):
                 self.entries += count
                 counts[key] = counts.get(key, 0) + count
 
-    def _seed_interesting(self, buf, first, tail, words, inner, odd):
+    @staticmethod
+    def _seed_interesting(buf, first, tail, words, odd):
         """Sorted newline positions (before the line) of the entries between ``first`` and ``tail`` that need a
-        closer look: a level word that is not info, debug or trace; metadata lines under it; an id hint anywhere
-        in the line. Odd lines are left out: they are fed whole."""
-        look = set(buf.rfind(b"\n", 0, start) for start, dummy in inner)
+        closer look: a level word that is not info, debug or trace (a literal search per word). Odd lines are
+        left out: they are fed whole."""
+        look = []
         for word in words:
             marker = b"] [" + word.encode("ascii") + b"] ["
             found = buf.find(marker, first, tail)
             while found >= 0:
                 start = buf.rfind(b"\n", 0, found)
                 if buf[start + 1] == 0x5b and buf.find(b"] [", start, found + 3) == found:
-                    look.add(start)
+                    look.append(start)
                 found = buf.find(marker, found + 1, tail)
-        starts = [start for start, dummy in inner]
-        outside, at = [], first  # the text outside metadata runs: where an id hint would mark a header
-        for start, end in inner:
-            outside.append(buf[at:start])
-            at = end
-        outside.append(buf[at:tail])
-        outside = b"".join(outside)
-        hints = ID_HINTS_B if b"id" in outside else ID_HINTS_B[:1]  # "_id" and "-id" need an "id"
-        for hint in hints:
-            if hint not in outside:
-                continue
-            found = buf.find(hint, first, tail)
-            while found >= 0:
-                start = buf.rfind(b"\n", 0, found)
-                if buf[start + 1] in (0x20, 0x09):  # in metadata, whose entry is looked at anyway: on after its run
-                    found = buf.find(hint, inner[bisect.bisect_right(starts, start) - 1][1], tail)
-                    continue
-                look.add(start)
-                found = buf.find(hint, buf.find(b"\n", found), tail)
-        return sorted(look - odd) if odd else sorted(look)
+        look = sorted(set(look)) if len(words) > 1 else look
+        return [start for start in look if start not in odd] if odd else look
 
     def settle(self, pending, file):
         """Count a seed-format entry that nothing followed; an Entry only when it needs a closer look."""
         ts, level, component, msg, number = pending
-        if level in LOOKED_AT or "Id" in msg or "_id" in msg or "-id" in msg:
+        if level in LOOKED_AT:
             self.current = Entry(ts, level, component, msg, file, number)
             self.close()
         else:
@@ -845,20 +785,24 @@ class Scanner(object):
         if entry is not None and self.count(entry.component, entry.level, entry.ts):
             self.examine(entry)
 
-    def examine(self, entry):
-        """Everything but counting an entry inside the window: signatures, known signatures, who it affected, ids."""
+    def examine(self, entry, raw=None):
+        """Everything but counting an entry inside the window: signatures, known signatures, who it affected, ids.
+        Only warn, error and fatal entries are correlated: a timeline follows an id through the entries that went
+        wrong (info and debug entries are counted, never looked at one by one). ``raw``: the entry's lines as read
+        (header, metadata and stack lines); without a hint in them no known signature is tried."""
         level, msg = entry.level, entry.msg
-        ids = entry.ids() if entry.meta or "Id" in msg or "_id" in msg or "-id" in msg else ()
         if level in SERIOUS:
+            ids = entry.ids() if entry.meta or "Id" in msg or "_id" in msg or "-id" in msg else ()
             self.count_signature(entry)
-            self.match_hints(entry)
+            if raw is None or HINT_GATE.search(raw) is not None:
+                self.match_hints(entry)
             if level != "warn":
                 self.note_affected(entry, ids)
                 self.file_errors[entry.file] = self.file_errors.get(entry.file, 0) + 1
-        elif level == "unknown":
+            for value in ids:
+                self.correlate(value, entry)
+        elif level == "unknown" and (raw is None or HINT_GATE.search(raw) is not None):
             self.match_hints(entry)
-        for value in ids:
-            self.correlate(value, entry)
 
     def note_affected(self, entry, ids=None):
         """Remember the distinct users and conversations an error entry names (bounded); ``ids``: entry.ids() if known."""

@@ -282,6 +282,7 @@ _PEM_BEGIN = re.compile(r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _PEM_END = re.compile(r"-----END[A-Z0-9 ]{0,40}-----")
 _PEM_BODY = re.compile(r"^\s*(?:[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]{1,}={1,2}|Proc-Type:.*|DEK-Info:.*)\s*$")
 _PEM_SPACE = re.compile(r"\\r|\\n|\s")
+_PEM_LINE = re.compile(r"^(?![\[{])" + _PEM_BODY.pattern[1:], re.M)  # a line _PEM_BODY matches, searched in a block
 _NOT_PEM_BODY = frozenset("[{")  # a line that starts with one of these is never key material (a log entry): no regex
 PEM_MAX_LINES = 400  # a block without END ends here (an 8192-bit RSA key has about 100 lines)
 
@@ -394,6 +395,31 @@ class Redactor(object):
         for rule in self.custom:
             value = self._sub(rule, value)
         return value
+
+    def block(self, value):
+        """``text`` of every line of ``value`` (whole lines, each with its newline), joined: the same result, with the
+        keyword prefilter run over the whole block (two searches) so that lines without any keyword are copied
+        without a regex of their own; only the lines a keyword marks go through ``text``."""
+        if self.custom or not value.isascii():  # lower() keeps every position only for ASCII
+            return "".join(self.text(line) + "\n" for line in value.split("\n")[:-1])
+        starts = set()
+        for gate, haystack in ((self._word_gate, value.lower()), (self._mark_gate, value)):
+            search = gate.search
+            match = search(haystack)
+            while match is not None:
+                start = haystack.rfind("\n", 0, match.start()) + 1
+                starts.add(start)
+                match = search(haystack, haystack.find("\n", match.end()) + 1 or len(haystack))
+        if not starts:
+            return value
+        out, at = [], 0
+        for start in sorted(starts):
+            end = value.find("\n", start)
+            out.append(value[at:start])
+            out.append(self.text(value[start:end]))
+            at = end
+        out.append(value[at:])
+        return "".join(out)
 
     def _sub(self, rule, value):
         def replace(match):
@@ -542,6 +568,17 @@ class LineStream(object):
         if self.held:
             return self._release() + [self.redactor.text(line)]
         return [self.redactor.text(line)]
+
+    def feed_block(self, text):
+        """``feed`` of every line of ``text`` (whole lines, each with its newline), as one string of the lines to
+        write (each with its newline): a block without PEM material outside a key block is redacted at once
+        (Redactor.block), anything else line by line."""
+        if self.prefix is None and not self.held and "-----" not in text and _PEM_LINE.search(text) is None:
+            return self.redactor.block(text)
+        out = []
+        for line in text.split("\n")[:-1]:
+            out.extend(self.feed(line))
+        return "".join(line + "\n" for line in out)
 
     def _inside(self, line):
         end = _PEM_END.search(line)

@@ -125,11 +125,32 @@ import tarfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import SkipFile, entry_time, expand, journal_reader, read_lines
+from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import SkipFile, _lines_of, entry_time, expand, has_long_line
+from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import journal_reader, read_blocks, stamp
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 from ansible_collections.agentops.runbooks.plugins.module_utils import safefile
 
 ID = re.compile(r"^[A-Za-z0-9._-]+$")
+# A line whose entry time window_of cannot bound from the block's seed stamps: not a continuation, not empty, not a seed header in UTC.
+UNBOUNDED = re.compile(r"^(?![ \t]|$|\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\] )", re.M)
+SEED_SECONDS = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", re.M)
+
+
+def window_of(text, since, keep):
+    """True when every line of ``text`` (whole lines) is kept by the window that starts at ``since`` (what the line by line
+    test decides, with ``keep`` the state before the block), False when every line is dropped, None when the block has to
+    go line by line: every line is a continuation, an empty line or a seed header in UTC, and the stamps' seconds
+    (found in one search) lie all at or after ``since`` or all before it."""
+    if UNBOUNDED.search(text) is not None:
+        return None
+    seconds = SEED_SECONDS.findall(text)
+    if not seconds or not (keep or text[:1] == "["):
+        return None
+    if stamp(min(seconds) + "Z") >= since:
+        return True
+    if stamp(max(seconds) + "Z") + 1 <= since and (not keep or text[:1] == "["):
+        return False
+    return None
 
 
 def sha256(path):
@@ -160,25 +181,60 @@ class Collector(object):
         self.total = 0
 
     def write_log(self, path, target, entry):
+        """Copy ``path`` redacted to ``target``, a block at a time: a block whose entries are all inside the window (or
+        all before it) is redacted whole (LineStream.feed_block: a keyword search over the block, the rules only on
+        the lines it marks), any other block line by line; both give the same lines."""
         before = self.redactor.total
         state = {"budget": min(self.p["max_file_bytes"], self.p["max_total_bytes"] - self.total), "written": 0}
         report = {}
         keep = True  # lines before the first timestamp are kept
         stream = self.redactor.stream()  # redacts line by line; a private key block spans lines
         with open(target, "w") as out:
-            for dummy, line in read_lines(path, self.p["max_file_bytes"], 1 << 20, report):
-                if self.since is not None and line[:1] not in (" ", "\t"):
-                    ts = entry_time(line)  # continuation lines follow their entry's fate
-                    if ts is not None:
-                        keep = ts >= self.since
-                if not keep:
-                    continue
-                if not self.write_lines(out, stream.feed(line), state, entry):
+            for dummy, data in read_blocks(path, self.p["max_file_bytes"], 1 << 20, report):
+                lines, skipped = None, None
+                if b"\x00" in data or b"\r" in data or has_long_line(data, 1 << 20):
+                    lines, skipped = _lines_of(data, 1 << 20, report)
+                    text = None
+                else:
+                    text = data.decode("utf-8", "replace")
+                    if not text.endswith("\n"):
+                        text += "\n"
+                    inside = True if self.since is None else window_of(text, self.since, keep)
+                    if inside is not None:
+                        keep = keep if self.since is None else inside
+                        if not inside:
+                            continue
+                        redacted = stream.feed_block(text)
+                        if state["written"] + len(redacted) <= state["budget"]:
+                            out.write(redacted)
+                            state["written"] += len(redacted)
+                            continue
+                        if not self.write_lines(out, redacted.split("\n")[:-1], state, entry):
+                            break
+                        continue
+                    lines = text.split("\n")[:-1]
+                keep, going = self.write_each(out, stream, lines, skipped, keep, state, entry)
+                if not going:
                     break
             else:
                 self.write_lines(out, stream.close(), state, entry)
         self.total += state["written"]
         entry.update(redactions=self.redactor.total - before, skipped_lines=report.get("long_lines", 0) + report.get("garbage_lines", 0))
+
+    def write_each(self, out, stream, lines, skipped, keep, state, entry):
+        """Write ``lines`` (those in ``skipped`` left out) line by line: (keep, False once the byte cap is reached)."""
+        for offset, line in enumerate(lines):
+            if skipped and offset in skipped:
+                continue
+            if self.since is not None and line[:1] not in (" ", "\t"):
+                ts = entry_time(line)  # continuation lines follow their entry's fate
+                if ts is not None:
+                    keep = ts >= self.since
+            if not keep:
+                continue
+            if not self.write_lines(out, stream.feed(line), state, entry):
+                return keep, False
+        return keep, True
 
     @staticmethod
     def write_lines(out, lines, state, entry):

@@ -19,13 +19,15 @@ description:
     C(key: value) metadata lines, JSON lines with pino, winston or bunyan field names, and anything else as plain text
     with a best-effort timestamp and level."
   - "Returns counts by level and component, errors per time bucket (to see when it started), the top error signatures
-    (messages with numbers, ids, hex and paths replaced), and correlation: entries grouped by conversation, request or
-    correlation id across services, in time order."
-  - Known signatures become findings (C(log.*) rules) - spawn EINVAL/ENOENT/EACCES/E2BIG, fetch or WebSocket not
+    (messages with numbers, ids, hex and paths replaced), and correlation: warn, error and fatal entries grouped by
+    conversation, request or correlation id across services, in time order (info and debug entries are counted only)."
+  - Known signatures become findings (C(log.*) rules) - spawn EINVAL/ENOENT/EACCES/E2BIG/EAGAIN, fetch or WebSocket not
     defined, ECONNREFUSED (with the port's likely service), PostgreSQL slot exhaustion and deadlocks, V8 heap out of
-    memory, LLM API 429/529 (with retry-after), WebSocket close 1006, timeouts and resets, DNS and TLS errors, EMFILE,
-    ENOSPC. They are looked for in warn, error and fatal entries and in entries without a recognisable level; an info
-    or debug entry that mentions an error code is counted, not turned into a finding.
+    memory, LLM API 429/529 (with retry-after), WebSocket close 1006, HTTP timeouts (fetch TimeoutError, undici
+    UND_ERR_*_TIMEOUT, axios ECONNABORTED), agent task timeouts, resets, DNS and TLS errors, EMFILE, ENOSPC. Each
+    rule's signature and hint words are its catalog entry. They are looked for in warn, error and fatal entries and in
+    entries without a recognisable level; an info or debug entry that mentions an error code is counted, not turned
+    into a finding.
   - Files are read a block (1 MiB) at a time and the seed format is parsed with string operations, so memory stays
     constant; throughput is in RV(facts.mb_per_second) (tens of MB/s per core; see C(make bench)).
   - Missing files, permission errors, binary files, NUL-byte lines and lines over O(max_line_bytes) are reported and

@@ -140,6 +140,15 @@ class LogsFamily(object):
     title = "logs"
     enable = "set agentops_log_paths or agentops_journald_units"
     redacts = True
+    variables = dict(
+        paths=("log_paths", "Log files or globs to scan, plain or gzip-rotated."),
+        journald_units=("journald_units", "systemd units whose journal to scan."),
+        since=("log_window", "Seconds of logs to scan, back from now."),
+        recent_window=("recent_window", "Seconds of the newest log entries whose error share becomes log.error_rate."),
+    )
+    secrets = {}
+    enabled_by = ("log_paths", "journald_units")
+    ranges = dict(since=(0, 100000000), recent_window=(1, 31536000))
     options = dict(
         paths=dict(type="list", elements="str", default=[]),
         journald_units=dict(type="list", elements="str", default=[]),

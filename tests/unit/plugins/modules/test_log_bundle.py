@@ -5,6 +5,7 @@ import os
 import stat
 import sys
 import tarfile
+import time
 
 import pytest
 
@@ -183,3 +184,82 @@ def test_bundle_numbers_out_of_range_and_bad_dest_are_one_sentence_before_anythi
     rc, result = build(tmp_path, corpus[0], **extra)
     assert rc != 0 and message in result["msg"] and "Traceback" not in result["msg"]
     assert not (tmp_path / "bundles").exists()
+
+
+# ----------------------------------------------------------------------------- the block path against line by line
+def line_by_line(collector, path, target, entry):
+    """The redacted copy as it was written first, a line at a time (read_lines, entry_time, LineStream.feed): the
+    oracle of Collector.write_log's block path."""
+    from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import entry_time, read_lines
+    before = collector.redactor.total
+    state = {"budget": min(collector.p["max_file_bytes"], collector.p["max_total_bytes"] - collector.total), "written": 0}
+    report, keep, stream = {}, True, collector.redactor.stream()
+    with open(target, "w") as out:
+        for dummy, line in read_lines(path, collector.p["max_file_bytes"], 1 << 20, report):
+            if collector.since is not None and line[:1] not in (" ", "\t"):
+                ts = entry_time(line)
+                if ts is not None:
+                    keep = ts >= collector.since
+            if not keep:
+                continue
+            if not collector.write_lines(out, stream.feed(line), state, entry):
+                break
+        else:
+            collector.write_lines(out, stream.close(), state, entry)
+    entry.update(redactions=collector.redactor.total - before, skipped_lines=report.get("long_lines", 0) + report.get("garbage_lines", 0))
+
+
+def both(path, tmp_path, since=0, max_file_bytes=16 << 30, key="k" * 32):
+    from ansible_collections.agentops.runbooks.plugins.modules.log_bundle import Collector
+    from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
+    out, now = [], time.time()
+    for index, write in enumerate((line_by_line, None)):
+        collector = Collector({"since": since, "max_file_bytes": max_file_bytes, "max_total_bytes": 16 << 30}, Redactor(key=key))
+        collector.since = now - since if since else None  # one window for both
+        target, entry = str(tmp_path / ("copy-%d" % index)), {}
+        if write is None:
+            collector.write_log(path, target, entry)
+        else:
+            write(collector, path, target, entry)
+        with open(target, "rb") as handle:
+            out.append((handle.read(), entry, dict(collector.redactor.counts)))
+    assert out[0] == out[1], path
+    return out[0]
+
+
+def test_the_block_path_copies_what_line_by_line_copies(tmp_path, corpus):
+    logs, expected = corpus
+    import secrets_corpus  # noqa: E402  pylint: disable=import-outside-toplevel
+    planted = secrets_corpus.Corpus(seed=11).write_logs(str(tmp_path / "secrets"))
+    paths = sorted(str(logs / name) for name in os.listdir(str(logs)) if name != "core.bin") + sorted(planted.values())
+    generated = str(tmp_path / "generated.log")
+    log_corpus.write_generated(generated, "seed", megabytes=2.5, per_minute=300, templates=3)
+    mixed = str(tmp_path / "mixed.log")
+    log_corpus.write_mixed(mixed, entries=4000)
+    paths += [generated, mixed]
+    redacted = 0
+    for path in paths:
+        for since in (0, 3600, 86400 * 2):
+            data, entry, counts = both(path, tmp_path, since=since)
+            redacted += entry["redactions"]
+    assert redacted > 20
+    both(generated, tmp_path, max_file_bytes=700001)
+
+
+def test_the_block_path_with_the_window_starting_inside_the_log(tmp_path, monkeypatch):
+    from ansible_collections.agentops.runbooks.plugins.modules import log_bundle
+    decided = []
+
+    def window_of(text, since, keep, original=log_bundle.window_of):
+        decided.append(original(text, since, keep))
+        return decided[-1]
+    monkeypatch.setattr(log_bundle, "window_of", window_of)
+    generated = str(tmp_path / "generated.log")
+    start = (int(time.time()) - 4 * 3600) // 60 * 60
+    log_corpus.write_generated(generated, "seed", megabytes=3, per_minute=400, start=start, templates=3)
+    with open(generated, "a") as handle:  # a secret in a block of its own, inside the window
+        handle.write("[%s] [WARN] [api] key %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), log_corpus.SECRETS["anthropic"]))
+    for since in (3600, 2 * 3600 + 17, 3 * 3600 + 1, 5 * 3600):
+        data, entry, counts = both(generated, tmp_path, since=since)
+        assert log_corpus.SECRETS["anthropic"].encode() not in data and entry["redactions"] == 1
+    assert True in decided and False in decided and None in decided  # whole blocks kept, whole blocks dropped, blocks across the start
