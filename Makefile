@@ -42,6 +42,11 @@ $(LINK):
 .system-deps:
 	bash scripts/system_deps.sh
 
+# npm tools the tests run for real (pm2), pinned, under .cache/npm-tools.
+.PHONY: .npm-tools
+.npm-tools: .system-deps
+	bash scripts/npm_tools.sh >/dev/null
+
 diagnose: $(VENV)/.core $(LINK)
 	$(BIN)/ansible-playbook playbooks/diagnose.yml -i inventories/localhost.yml $(ARGS)
 
@@ -80,7 +85,7 @@ sanity: $(VENV)/.test build
 unit: $(VENV)/.test $(LINK) .system-deps
 	$(PIDNS) $(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/unit.xml tests/unit
 
-integration: $(VENV)/.test $(LINK) .system-deps
+integration: $(VENV)/.test $(LINK) .system-deps .npm-tools
 	$(PIDNS) $(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/integration.xml tests/integration
 
 # Every scenario runs (one failing does not hide the others), each in its own PID namespace, with
@@ -91,7 +96,7 @@ molecule: $(VENV)/.test $(LINK) .system-deps
 	failed=0; for scenario in molecule/*/; do \
 	  name=$$(basename $$scenario); \
 	  XDG_CACHE_HOME=$(CURDIR)/.cache MOLECULE_JUNIT=$(RESULTS)/molecule-$$name.xml \
-	    $(PIDNS) $(BIN)/molecule test -s $$name && rc=0 || rc=$$?; \
+	    AGENTOPS_STRICT_EVIDENCE=1 $(PIDNS) $(BIN)/molecule test -s $$name && rc=0 || rc=$$?; \
 	  echo $$rc > $(RESULTS)/molecule-$$name.rc; [ $$rc -eq 0 ] || failed=1; \
 	done; exit $$failed
 
