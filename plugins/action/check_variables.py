@@ -9,13 +9,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
 from ansible_collections.agentops.runbooks.plugins.plugin_utils import variables
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("flags", "ranges", "thresholds", "patterns", "public"))
+    _VALID_ARGS = frozenset(("flags", "ranges", "thresholds", "patterns", "public", "families"))
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -25,8 +26,14 @@ class ActionModule(ActionBase):
         if unknown_args:
             return dict(result, failed=True, msg="check_variables does not take %s; it takes %s." % (
                 ", ".join(unknown_args), ", ".join(sorted(self._VALID_ARGS))))
+        ranges = dict(args.get("ranges") or {})
+        if args.get("families"):
+            # the ranges of every signal family's public variables come from the registry (diagnose_<suffix>)
+            for entry in collectors.role_variables():
+                if entry["range"] is not None:
+                    ranges.setdefault("diagnose_" + entry["suffix"], list(entry["range"]))
         try:
-            unknown, messages, problems = variables.check(task_vars, self._templar.template, args.get("flags"), args.get("ranges"),
+            unknown, messages, problems = variables.check(task_vars, self._templar.template, args.get("flags"), ranges,
                                                           args.get("thresholds"), args.get("patterns"), args.get("public"))
         except ValueError as exc:
             return dict(result, failed=True, msg=str(exc))

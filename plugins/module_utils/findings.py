@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import difflib
+import os
 import shlex
 import string
 
@@ -35,17 +36,28 @@ SEVERITY_ORDER = dict((name, index) for index, name in enumerate(SEVERITIES))
 GRADED = ("info", "low", "medium", "high", "critical")
 
 
-class _Lenient(dict):
-    def __missing__(self, key):
-        return "{" + key + "}"
+# The tests set AGENTOPS_STRICT_EVIDENCE=1 (tests/conftest.py): a rule template naming an evidence key that the
+# emitting code did not provide is then an error, so it fails a test instead of reaching a report. In production the
+# key reads "(unknown)", never a raw "{key}".
+STRICT = os.environ.get("AGENTOPS_STRICT_EVIDENCE") == "1"
+UNKNOWN = "(unknown)"
 
 
-def _fill(template, values):
+def _root(field):
+    return field.split(".", 1)[0].split("[", 1)[0]
+
+
+def _fill(template, values, rule_id=None):
     if not template:
         return template
+    missing = sorted(set(_root(name) for name in template_fields(template)) - set(values))
+    if missing:
+        if STRICT:
+            raise ValueError("rule %s: its template needs evidence %s that the finding does not carry." % (rule_id, ", ".join(missing)))
+        values = dict(values, **dict((name, UNKNOWN) for name in missing))
     try:
-        return string.Formatter().vformat(template, (), _Lenient(values))
-    except (ValueError, IndexError, AttributeError):
+        return string.Formatter().vformat(template, (), values)
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
         return template
 
 
@@ -87,12 +99,19 @@ def validate_thresholds(overrides):
             raise ValueError("thresholds names unknown rule %r%s; rules with thresholds: %s." % (
                 rule_id, " (did you mean %s?)" % close[0] if close else "", ", ".join(graded_ids)))
         known = RULES[rule_id].get("thresholds") or {}
+        settings = severity_settings(rule_id)
         if not isinstance(levels, dict):
             raise ValueError("thresholds for %s must be a mapping of severity to number, got %r." % (rule_id, levels))
         cleaned[rule_id] = {}
         for level, value in levels.items():
-            if level not in known:
-                raise ValueError("thresholds for %s has no level %r; it takes %s." % (rule_id, level, ", ".join(sorted(known)) or "none"))
+            if level in settings and settings[level] == "severity":
+                if value not in SEVERITY_ORDER or value == "unknown":
+                    raise ValueError("thresholds %s.%s must be a severity (%s), got %r." % (rule_id, level, ", ".join(GRADED), value))
+                cleaned[rule_id][level] = value
+                continue
+            if level not in known and level not in settings:
+                raise ValueError("thresholds for %s has no level %r; it takes %s." % (
+                    rule_id, level, ", ".join(sorted(set(known) | set(settings))) or "none"))
             if isinstance(value, bool):
                 raise ValueError("threshold %s.%s must be a number, got %r." % (rule_id, level, value))
             try:
@@ -105,10 +124,43 @@ def validate_thresholds(overrides):
     return cleaned
 
 
+def severity_settings(rule_id):
+    """The severity settings of a rule besides its thresholds, which users may override in ``agentops_thresholds``:
+    ``severity`` (the severity of a rule without thresholds) and each floor's ``name`` -> ``severity`` (the floor's
+    severity) or ``number`` (a floor with a ``below`` limit)."""
+    rule = RULES[rule_id]
+    settings = {}
+    if rule.get("severity"):
+        settings["severity"] = "severity"
+    for floor in rule.get("floors") or ():
+        settings[floor["name"]] = "number" if "below" in floor else "severity"
+    return settings
+
+
 def thresholds_for(rule_id, overrides=None):
     levels = dict(RULES[rule_id].get("thresholds") or {})
     levels.update((overrides or {}).get(rule_id) or {})
-    return levels
+    return dict((level, value) for level, value in levels.items() if level in SEVERITY_ORDER)
+
+
+def floored(rule_id, severity, evidence, overrides=None):
+    """``severity`` raised by the rule's ``floors`` that the evidence meets; returns ``(severity, because)``.
+
+    A floor is ``{"name", "when": evidence key, "severity"[, "below": number], "because": sentence}``: when the
+    evidence value is truthy (or, with ``below``, smaller than that limit) the finding is at least that severity.
+    Users override a floor's severity (or its ``below`` limit) by its name in ``agentops_thresholds``."""
+    user = (overrides or {}).get(rule_id) or {}
+    because = None
+    for floor in RULES[rule_id].get("floors") or ():
+        value = evidence.get(floor["when"])
+        if "below" in floor:
+            limit = float(user.get(floor["name"], floor["below"]))
+            hit, target = value is not None and value < limit, floor["severity"]
+        else:
+            limit, hit, target = None, bool(value), user.get(floor["name"], floor["severity"])
+        if hit and SEVERITY_ORDER[target] < SEVERITY_ORDER[severity]:
+            severity, because = target, floor["because"].format(limit=limit)
+    return severity, because
 
 
 def grade(rule_id, value, overrides=None):
@@ -124,14 +176,23 @@ def grade(rule_id, value, overrides=None):
     return reached
 
 
-def make(rule_id, severity, evidence, subject=None):
-    """Build a finding for ``rule_id`` from the catalog plus this instance's evidence."""
+def make(rule_id, severity, evidence, subject=None, overrides=None):
+    """Build a finding for ``rule_id`` from the catalog plus this instance's evidence.
+
+    ``severity=None`` takes the rule's fixed ``severity`` (or the user's, from ``overrides``); then the rule's
+    ``floors`` may raise it (see ``floored``), so every severity comes from the catalog and the user's thresholds."""
     if rule_id not in RULES:
         raise ValueError("unknown rule id %r." % rule_id)
+    rule = RULES[rule_id]
+    if severity is None:
+        severity = ((overrides or {}).get(rule_id) or {}).get("severity") or rule.get("severity")
     if severity not in SEVERITY_ORDER:
         raise ValueError("unknown severity %r for %s." % (severity, rule_id))
-    rule = RULES[rule_id]
     evidence = dict(evidence or {})
+    if rule.get("floors"):
+        severity, because = floored(rule_id, severity, evidence, overrides)
+        if because:
+            evidence["escalated_because"] = because
     fix = rule.get("fix") or {}
     return {
         "id": rule_id,
@@ -139,9 +200,9 @@ def make(rule_id, severity, evidence, subject=None):
         "category": rule["category"],
         "title": rule["title"],
         "subject": subject,
-        "symptom": _fill(rule.get("symptom"), evidence),
+        "symptom": _fill(rule.get("symptom"), evidence, rule_id),
         "evidence": evidence,
-        "diagnosis": _fill(rule.get("diagnosis"), evidence),
+        "diagnosis": _fill(rule.get("diagnosis"), evidence, rule_id),
         "fix": {
             "summary": fix.get("summary"),
             "command": fix_command(rule_id, evidence),
@@ -158,7 +219,7 @@ def graded(rule_id, value, evidence, overrides=None, subject=None):
         return None
     evidence = dict(evidence)
     evidence.setdefault("threshold", thresholds_for(rule_id, overrides)[severity])
-    return make(rule_id, severity, evidence, subject=subject)
+    return make(rule_id, severity, evidence, subject=subject, overrides=overrides)
 
 
 def sort_key(finding):

@@ -59,7 +59,8 @@ def leak_criteria():
     rule = RULES.get(LEAK) or {}
     criteria = dict(FIT_DEFAULTS)
     criteria.update(rule.get("fit") or {})
-    criteria["critical_within_minutes"] = rule.get("critical_within_minutes", CRITICAL_WITHIN_MINUTES)
+    floors = [f for f in rule.get("floors") or () if f["name"] == "critical_within_minutes"]
+    criteria["critical_within_minutes"] = floors[0]["below"] if floors else CRITICAL_WITHIN_MINUTES
     return criteria
 
 
@@ -251,11 +252,6 @@ class MemoryCollector(object):
         if found is None:
             entry["verdict"] = "below_threshold"  # a clean line, but slower than the rule's lowest threshold
             return entry
-        within = self.criteria.get("critical_within_minutes")
-        if within and minutes is not None and minutes < within and found["severity"] != "critical":
-            # the catalog's critical_within_minutes: the limit is minutes away whatever the slope's grade
-            found["severity"] = "critical"
-            found["evidence"]["escalated_because"] = "limit within %s min" % within
         found["confidence"] = entry["confidence"] = confidence(entry["r_squared"], entry["samples"], span, self.criteria)
         entry["verdict"] = "leak"
         self.findings.append(found)
@@ -281,7 +277,8 @@ class MemoryCollector(object):
                             "max_mb": int(memory["max"] / MB), "oom_kill": memory["oom_kill"], "version": memory["version"]}
                 found = fm.graded("proc.cgroup_memory", percent, evidence, self.thresholds, subject=memory["cgroup"])
                 if found is None and memory["oom_kill"]:
-                    found = fm.make("proc.cgroup_memory", "high", evidence, subject=memory["cgroup"])
+                    # below every threshold, but the kernel has killed in it: the rule's when_oom_killed floor grades it
+                    found = fm.make("proc.cgroup_memory", "info", evidence, subject=memory["cgroup"], overrides=self.thresholds)
                 if found:
                     self.findings.append(found)
             if pids and pids.get("max"):
@@ -307,11 +304,11 @@ class MemoryCollector(object):
             kill["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(boot + kill["seconds_since_boot"])) if boot else None
         if kills:
             last = kills[-1]
-            self.findings.append(fm.make("proc.oom_kill", "high", {
+            self.findings.append(fm.make("proc.oom_kill", None, {
                 "count": len(kills), "pid": last["pid"], "comm": last["comm"], "when": last["when"] or "since boot",
                 "first_seen": kills[0]["when"], "last_seen": last["when"],
                 "memcg_note": " in memory cgroup %s" % (last["cgroup"] or "") if last["memcg"] else " (host out of memory)",
-                "kills": kills[-10:]}))
+                "kills": kills[-10:]}, overrides=self.thresholds))
         return kills
 
 

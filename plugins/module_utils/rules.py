@@ -25,6 +25,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.agentops.runbooks.plugins.module_utils import rules_endpoints, rules_node, rules_services, rules_spawn
+
 DOCS_PAGE = "docs/Production-Debugging-Playbooks.md"
 
 CATEGORIES = {
@@ -283,7 +285,8 @@ RULES = {
         "fit": {"min_samples": 4, "min_rising": 0.66, "min_r_squared": 0.8, "min_growth_mb": 2.0,
                 "min_growth_percent": 1.0, "full_confidence_samples": 12, "full_confidence_seconds": 60.0},
         # A leak projected to reach its limit within this many minutes is critical whatever its slope.
-        "critical_within_minutes": 15,
+        "floors": [{"name": "critical_within_minutes", "when": "minutes_to_limit", "below": 15, "severity": "critical",
+                    "because": "limit within {limit:g} min"}],
         "thresholds": {"medium": 5.0, "high": 30.0, "critical": 120.0},
     },
     "proc.oom_kill": {
@@ -301,6 +304,7 @@ RULES = {
             "playbook": None,
         },
         "thresholds": {},
+        "severity": "high",
     },
     "proc.cgroup_memory": {
         "category": "proc",
@@ -316,6 +320,8 @@ RULES = {
             "playbook": None,
         },
         "thresholds": {"high": 90.0, "critical": 97.0},
+        "floors": [{"name": "when_oom_killed", "when": "oom_kill", "severity": "high",
+                    "because": "the kernel has already killed processes of this cgroup"}],
     },
     "proc.pids_limit": {
         "category": "proc",
@@ -430,6 +436,8 @@ RULES = {
             "playbook": "agentops.runbooks.remediate_postgres",
         },
         "thresholds": {"medium": 60, "high": 300, "critical": 1800},
+        "floors": [{"name": "when_blocking", "when": "blocking_pids", "severity": "high",
+                    "because": "it holds locks other sessions wait for"}],
     },
     "pg.lock_chain": {
         "category": "pg",
@@ -560,17 +568,30 @@ RULES = {
         "thresholds": {},
     },
     # -------------------------------------------------------------------- log
+    # A signature rule is one table: "signature" (the regex searched in warn, error and fatal entries and in entries of
+    # no known level: message, metadata and first stack line), "hints" (literals of its matches; the rule is tried only
+    # when one occurs in the entry, so no hint may hold ':' or a line break) and "examples" (real lines it must match).
+    # plugins/module_utils/logscan.py derives its SIGNATURES, RULE_HINTS and HINT_GATE from them.
     'log.spawn_einval': {
         "category": "log",
-        "title": 'spawn EINVAL: a .cmd/.bat spawned without a shell',
+        "title": 'spawn EINVAL: the spawn call itself was refused',
+        "signature": r'spawn(?:Sync)?\s+(?P<cmd>\S+)?\s*EINVAL|spawn EINVAL',
+        "hints": ('EINVAL',),
+        "examples": (
+            'Error: spawn EINVAL',
+            'Error: spawnSync npm.cmd EINVAL',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
-            'Node 18.20.2 / 20.12.2 / 21.7.3 and later refuse to spawn .bat/.cmd files (npm.cmd, npx.cmd) without shell: true '
-            '(CVE-2024-27980). Windows only. The fix is in code: spawn with shell: true and quoted arguments, or through cmd.exe /d /s /c. '
-            'Never downgrade Node.'
+            'Two causes. On Windows, Node 18.20.2 / 20.12.2 / 21.7.3 and later refuse to spawn .bat/.cmd files (npm.cmd, npx.cmd) '
+            'without shell: true (CVE-2024-27980): spawn with shell: true and quoted arguments, or through cmd.exe /d /s /c; never '
+            'downgrade Node. On Linux the kernel refuses the spawn options: typically a uid/gid the process\'s user namespace does '
+            'not map (a container started with userns remapping, or spawn({uid, gid}) with ids that do not exist there). The spawn '
+            'family says which cause applies on this host (the report\'s "now:").'
         ),
         "fix": {
-            "summary": 'Change the spawn call (shell: true with quoted args, or cmd.exe /d /s /c); do not downgrade Node.',
+            "summary": 'Windows: change the spawn call (shell: true with quoted args, or cmd.exe /d /s /c). Linux: fix the uid/gid options '
+                       'or the user namespace mapping.',
             "command": "grep -rn --include='*.js' --include='*.ts' 'spawn(' . 2>/dev/null | grep -iE '[.]cmd|[.]bat|npx|npm' | head -n 20",
             "playbook": None,
         },
@@ -579,6 +600,12 @@ RULES = {
     'log.spawn_enoent': {
         "category": "log",
         "title": 'spawn ENOENT: the CLI the agent runs is not found',
+        "signature": r'spawn(?:Sync)? (?P<cmd>\S+) ENOENT',
+        "hints": ('ENOENT',),
+        "examples": (
+            'Error: spawn claude ENOENT',
+            'Error: spawnSync /usr/local/bin/claude ENOENT',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             'The command is not on the PATH the child sees (when env is passed, its PATH is used; without PATH Unix falls back to '
@@ -597,13 +624,19 @@ RULES = {
     'log.spawn_eacces': {
         "category": "log",
         "title": 'spawn EACCES: the CLI cannot be executed',
+        "signature": r'spawn(?:Sync)? (?P<cmd>\S+) EACCES',
+        "hints": ('EACCES',),
+        "examples": (
+            'Error: spawn /opt/tools/claude EACCES',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             'No execute bit, a directory on the way that is not searchable, or a noexec mount (often /tmp). Never remount /tmp exec as a fix.'
         ),
         "fix": {
             "summary": "Check the mode of the file and every parent directory, and the mount's options.",
-            "command": "namei -l {command_path} || true; findmnt -T {command_path} -o TARGET,OPTIONS || true",
+            "command": ["namei -l {command_path} || true; findmnt -T {command_path} -o TARGET,OPTIONS || true",
+                        "findmnt -o TARGET,OPTIONS | grep noexec || echo no noexec mount"],
             "playbook": None,
         },
         "thresholds": {'high': 1},
@@ -611,6 +644,12 @@ RULES = {
     'log.spawn_e2big': {
         "category": "log",
         "title": 'spawn E2BIG: arguments too long',
+        "signature": r'spawn(?:Sync)?(?: \S+)? E2BIG|Argument list too long',
+        "hints": ('E2BIG', 'Argument list'),
+        "examples": (
+            'Error: spawn E2BIG',
+            '/bin/sh: 1: claude: Argument list too long',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             'One argument over 128 KiB (MAX_ARG_STRLEN) or argv plus environment over about a quarter of RLIMIT_STACK: typically a whole '
@@ -626,6 +665,11 @@ RULES = {
     'log.fetch_undefined': {
         "category": "log",
         "title": 'fetch is not defined: Node too old or fetch disabled',
+        "signature": r'fetch is not defined',
+        "hints": ('fetch is not',),
+        "examples": (
+            'ReferenceError: fetch is not defined',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             "Global fetch is unflagged from Node 18.0.0 (stable in 21); 'ReferenceError: fetch is not defined' means an older Node, or "
@@ -644,6 +688,11 @@ RULES = {
     'log.websocket_undefined': {
         "category": "log",
         "title": 'WebSocket is not defined: Node older than 22',
+        "signature": r'WebSocket is not defined',
+        "hints": ('WebSocket is not',),
+        "examples": (
+            'ReferenceError: WebSocket is not defined',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             'The global WebSocket is on by default from Node 22.0.0 (stable 22.4.0): an older runtime (or --no-experimental-websocket) cannot '
@@ -662,6 +711,12 @@ RULES = {
     'log.econnrefused': {
         "category": "log",
         "title": 'Connections refused',
+        "signature": r'ECONNREFUSED(?:\s+(?P<host>[\w.:\[\]-]+?):(?P<port>\d+))?',
+        "hints": ('ECONNREFUSED',),
+        "examples": (
+            'connect ECONNREFUSED 127.0.0.1:5432',
+            'Error: connect ECONNREFUSED ::1:6379',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example} Ports: {ports}.',
         "diagnosis": (
             'Nothing listens on that address and port: the dependency is down, restarting, on another port, or only on another interface. '
@@ -677,6 +732,12 @@ RULES = {
     'log.pg_connections': {
         "category": "log",
         "title": 'PostgreSQL refused connections: slots exhausted',
+        "signature": r'sorry, too many clients already|remaining connection slots are reserved',
+        "hints": ('too many clients', 'connection slots'),
+        "examples": (
+            'error: sorry, too many clients already',
+            'FATAL:  remaining connection slots are reserved for non-replication superuser connections',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             "'sorry, too many clients already' or 'remaining connection slots are reserved ...' in the application's log: the database ran "
@@ -695,6 +756,11 @@ RULES = {
     'log.pg_deadlock': {
         "category": "log",
         "title": 'PostgreSQL deadlocks',
+        "signature": r'deadlock detected',
+        "hints": ('deadlock',),
+        "examples": (
+            'error: deadlock detected',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             "'deadlock detected' (40P01): two transactions locked the same rows in different orders; PostgreSQL aborted one."
@@ -709,6 +775,12 @@ RULES = {
     'log.v8_heap_oom': {
         "category": "log",
         "title": 'Node ran out of heap',
+        "signature": r'Reached heap limit|JavaScript heap out of memory|Ineffective mark-compacts near heap limit',
+        "hints": ('heap limit', 'heap out of memory'),
+        "examples": (
+            'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory',
+            'FATAL ERROR: Ineffective mark-compacts near heap limit Allocation failed',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             "'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory' (often after 'Ineffective mark-compacts near "
@@ -731,6 +803,14 @@ RULES = {
     'log.llm_rate_limit': {
         "category": "log",
         "title": 'LLM API rate limited or overloaded',
+        "signature": (r'(?i)\b(?:429|529)\b.*?(?:rate_limit_error|overloaded_error|Too Many Requests|Overloaded)'
+                      r'|rate_limit_error|overloaded_error'),
+        "hints": ('429', '529', 'rate_limit', 'overloaded', 'Overloaded'),
+        "examples": (
+            'Anthropic API 429 rate_limit_error: Number of request tokens has exceeded your per-minute rate limit',
+            '529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+            'Request failed with status code 529 Overloaded',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example} Retry-after seen: {retry_after}.',
         "diagnosis": (
             "429 rate_limit_error (this key's request or token budget) or 529 overloaded_error (the provider is overloaded). Clients must "
@@ -747,6 +827,12 @@ RULES = {
     'log.ws_abnormal_close': {
         "category": "log",
         "title": 'WebSocket connections closed abnormally (1006)',
+        "signature": r'(?i)(?:close|closed|code)[^\n]{0,40}?\b1006\b|\b1006\b[^\n]{0,20}(?:abnormal|closed?)',
+        "hints": ('1006',),
+        "examples": (
+            'WebSocket closed: code=1006 reason=',
+            'ws close 1006 abnormal closure',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             'Close code 1006 is never sent on the wire: the connection dropped without a close frame (an idle timeout on a proxy or load '
@@ -763,9 +849,18 @@ RULES = {
     'log.network_reset': {
         "category": "log",
         "title": 'Timeouts and reset connections',
+        "signature": r'\bETIMEDOUT\b|\bECONNRESET\b|socket hang up|UND_ERR_SOCKET|other side closed',
+        "hints": ('ETIMEDOUT', 'ECONNRESET', 'hang up', 'UND_ERR_SOCKET', 'other side closed'),
+        "examples": (
+            'FetchError: request to https://api.example.com failed, reason: socket hang up',
+            'Error: read ECONNRESET',
+            'Error: connect ETIMEDOUT 10.0.0.7:443',
+            'TypeError: fetch failed (cause: SocketError: other side closed, code UND_ERR_SOCKET)',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
-            "ETIMEDOUT, ECONNRESET, 'socket hang up' or undici's UND_ERR_* codes: keep-alive sockets reused after the server closed them (the "
+            "ETIMEDOUT, ECONNRESET, 'socket hang up' or undici's UND_ERR_SOCKET ('other side closed'; its *_TIMEOUT codes are "
+            "log.http_timeout): keep-alive sockets reused after the server closed them (the "
             "server's keepAliveTimeout, 5 s by default in Node, must exceed the client's idle timeout), broken dual-stack (Node 20+ tries "
             'IPv6 and IPv4 in parallel), or an overloaded peer.'
         ),
@@ -779,6 +874,12 @@ RULES = {
     'log.dns_failure': {
         "category": "log",
         "title": 'DNS lookups failing',
+        "signature": r'getaddrinfo (?:ENOTFOUND|EAI_AGAIN) (?P<dnshost>[\w.-]+)|\bENOTFOUND\b|\bEAI_AGAIN\b',
+        "hints": ('ENOTFOUND', 'EAI_AGAIN'),
+        "examples": (
+            'getaddrinfo ENOTFOUND api.anthropic.com',
+            'Error: getaddrinfo EAI_AGAIN db.internal',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             'ENOTFOUND: the name does not exist; EAI_AGAIN: the resolver failed temporarily. In Kubernetes, ndots:5 multiplies queries for '
@@ -795,6 +896,15 @@ RULES = {
     'log.tls_error': {
         "category": "log",
         "title": 'TLS certificate errors',
+        "signature": (r'CERT_HAS_EXPIRED|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN'
+                      r'|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|certificate has expired'
+                      r'|unable to verify the first certificate|self[- ]signed certificate'),
+        "hints": ('CERT', 'certificate'),
+        "examples": (
+            'Error: certificate has expired (CERT_HAS_EXPIRED)',
+            'Error: unable to verify the first certificate',
+            'FetchError: request failed, reason: self-signed certificate in certificate chain (SELF_SIGNED_CERT_IN_CHAIN)',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             'CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE (the server omits its intermediate), SELF_SIGNED_CERT_IN_CHAIN, '
@@ -816,6 +926,12 @@ RULES = {
     'log.emfile': {
         "category": "log",
         "title": 'Too many open files (EMFILE)',
+        "signature": r'(?i)\bEMFILE\b|too many open files',
+        "hints": ('EMFILE', 'open files'),
+        "examples": (
+            "Error: EMFILE: too many open files, open '/srv/agent/tmp/x'",
+            'accept: Too many open files',
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             'The process reached its descriptor limit: sockets or files not closed, or a limit set too low (see proc.fd_exhaustion).'
@@ -831,6 +947,13 @@ RULES = {
     'log.enospc': {
         "category": "log",
         "title": 'No space left on device (ENOSPC)',
+        "signature": r'\bENOSPC\b|No space left on device|System limit for number of file watchers reached',
+        "hints": ('ENOSPC', 'No space', 'file watchers'),
+        "examples": (
+            'Error: ENOSPC: no space left on device, write',
+            'write /var/log/agent.log: No space left on device',
+            "Error: System limit for number of file watchers reached, watch '/srv/app'",
+        ),
         "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
         "diagnosis": (
             "A filesystem is full, out of inodes, or the inotify watch limit was reached ('System limit for number of file watchers reached': "
@@ -842,6 +965,85 @@ RULES = {
             "playbook": None,
         },
         "thresholds": {'critical': 1},
+    },
+    'log.http_timeout': {
+        "category": "log",
+        "title": 'HTTP requests timing out (fetch, undici, axios)',
+        "signature": (r'The operation was aborted due to timeout|UND_ERR_(?:CONNECT|HEADERS|BODY)_TIMEOUT'
+                      r'|(?:Connect|Headers|Body) Timeout Error|\bECONNABORTED\b|timeout of \d+ ?ms exceeded'),
+        "hints": ('aborted due to timeout', 'UND_ERR_', 'Timeout Error', 'ECONNABORTED', 'timeout of'),
+        "examples": (
+            'TimeoutError: The operation was aborted due to timeout',
+            'AbortError: The operation was aborted due to timeout',
+            'TypeError: fetch failed (cause: HeadersTimeoutError: Headers Timeout Error, code UND_ERR_HEADERS_TIMEOUT)',
+            'ConnectTimeoutError: Connect Timeout Error (attempted address: api.anthropic.com:443, timeout: 10000ms)',
+            'AxiosError: timeout of 30000ms exceeded code=ECONNABORTED',
+        ),
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "A client gave up waiting: fetch with AbortSignal.timeout() rejects with 'TimeoutError: The operation was aborted due to "
+            "timeout'; undici (behind fetch) fails with UND_ERR_CONNECT_TIMEOUT (connect, 10 s by default), UND_ERR_HEADERS_TIMEOUT or "
+            "UND_ERR_BODY_TIMEOUT (300 s each); axios with ECONNABORTED 'timeout of N ms exceeded'. The peer is slow or overloaded, the "
+            "path drops packets, or the timeout is shorter than the work (a long LLM completion). Connection resets are log.network_reset."
+        ),
+        "fix": {
+            "summary": "Find which peer is slow (connect or response), compare the client's timeout with the peer's real latency; retry with backoff.",
+            "command": ["grep -hoE 'UND_ERR_[A-Z_]+|aborted due to timeout|timeout of [0-9]+ ?ms exceeded|ECONNABORTED' {file} | sort | uniq -c",
+                        "ss -tn state syn-sent | head -n 20; ss -s"],
+            "playbook": None,
+        },
+        "thresholds": {'low': 1, 'medium': 20, 'high': 200},
+    },
+    'log.task_timeout': {
+        "category": "log",
+        "title": 'Agent tasks timing out',
+        "signature": r'\b[Tt]imed out after \d+(?:\.\d+)? ?(?:ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?)\b',
+        "hints": ('timed out after', 'Timed out after'),
+        "examples": (
+            'task code-review timed out after 300000 ms',
+            'TimeoutError: Promise timed out after 60000 milliseconds',
+            'claude run Timed out after 120s',
+        ),
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "'timed out after N ms' from the agent's own task or promise timeouts (p-timeout, a CLI run, a tool call): the work took "
+            "longer than its budget - a hung CLI child, an upstream call that never answers, or a budget set below the real duration. "
+            "Repeated timeouts of the same task usually mean a stuck dependency, not a slow one."
+        ),
+        "fix": {
+            "summary": "See which tasks time out and after how long; look for hung CLI children (proc.* findings) before raising the budget.",
+            "command": ["grep -hE '[Tt]imed out after' {file} | tail -n 20",
+                        "ps -eo pid,ppid,etimes,stat,args --sort=-etimes | grep -E '[c]laude|[n]ode' | head -n 20"],
+            "playbook": None,
+        },
+        "thresholds": {'medium': 1, 'high': 20},
+    },
+    'log.spawn_eagain': {
+        "category": "log",
+        "title": 'spawn EAGAIN: no more processes (pids limit)',
+        "signature": (r'spawn(?:Sync)?(?: (?P<cmd>\S+))? EAGAIN|fork rejected by pids controller'
+                      r'|fork: (?:retry: )?Resource temporarily unavailable'),
+        "hints": ('EAGAIN', 'fork rejected', 'Resource temporarily'),
+        "examples": (
+            'Error: spawn claude EAGAIN',
+            'cgroup: fork rejected by pids controller in /system.slice/agent.service',
+            'bash: fork: retry: Resource temporarily unavailable',
+        ),
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "fork and spawn return EAGAIN when the service's cgroup reached pids.max (the kernel logs 'cgroup: fork rejected by pids "
+            "controller in <cgroup>'), or RLIMIT_NPROC / kernel.threads-max: every new CLI child fails. Usually leaked children, "
+            "zombies or threads (see proc.pids_limit, proc.zombie) rather than a limit set too low."
+        ),
+        "fix": {
+            "summary": "Compare the cgroup's pids.current with pids.max and find who holds the tasks before raising TasksMax.",
+            "command": ["d=/sys/fs/cgroup$(awk -F: '$1 == 0 {{print $3}}' /proc/{pid}/cgroup); "
+                        "cat \"$d/pids.current\" \"$d/pids.max\" 2>/dev/null || echo \"no pids controller at $d\"; "
+                        "grep 'Max processes' /proc/{pid}/limits",
+                        "cat /proc/sys/kernel/pid_max /proc/sys/kernel/threads-max; ps -eLf --no-headers | wc -l"],
+            "playbook": None,
+        },
+        "thresholds": {'high': 1},
     },
     "log.error_rate": {
         "category": "log",
@@ -933,6 +1135,21 @@ RULES = {
         "thresholds": {},
     },
 }
+
+
+def _merge(parts):
+    """Add each family's part of the catalog (its category and rules) to CATEGORIES and RULES; an id defined twice
+    or outside its part's category is a programming error, raised at import (a test imports this file)."""
+    for part in parts:
+        category, title = part.CATEGORY
+        CATEGORIES[category] = title
+        for rule_id, rule in part.RULES.items():
+            if rule_id in RULES or rule.get("category") != category:
+                raise ValueError("rule %s is defined twice or outside its category %s" % (rule_id, category))
+            RULES[rule_id] = rule
+
+
+_merge((rules_node, rules_spawn, rules_services, rules_endpoints))
 
 
 def anchor(rule_id):

@@ -20,6 +20,10 @@ description:
     family's options.
   - The families run concurrently, each for at most O(timeout) seconds. A family that raises, runs past its time limit
     or refuses its options is recorded as C(failed) with one sentence, for that family only; the others still report.
+  - Without O(families) and O(secrets), its action plugin takes each family's options from the public variables the
+    family's registry entry names (C(diagnose_<name>) inside the diagnose role, else C(agentops_<name>), for example
+    C(agentops_process_patterns)); C(docs/Signal-Families.md) lists every family, its options and their variables.
+  - Also returns the host's record as the fact C(diagnose_result), what the incident_report role reads.
   - Read-only. Always C(changed=false).
 author:
   - agentops.runbooks developers (@agentops)
@@ -31,7 +35,7 @@ options:
     description: The signal families to run.
     type: list
     elements: str
-    choices: [host, process, pg, logs]
+    choices: [host, process, pg, logs, node, spawn, services, endpoints]
     default: [host, process]
   families:
     description:
@@ -80,12 +84,24 @@ ms:
   description: Milliseconds the module spent running the families.
   returned: always
   type: int
+ansible_facts:
+  description: Facts set on the host by the action plugin.
+  returned: success
+  type: dict
+  contains:
+    diagnose_result:
+      description:
+        - The host's record for the incident report, C(status), C(findings), C(facts), C(checks) (every family of the
+          registry C(ok), C(partial), C(failed) or C(skipped)) and C(timings_ms).
+      returned: success
+      type: dict
 """
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
 
 
 def main():
@@ -101,6 +117,12 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    # The arguments echoed back (invocation) pass through the redaction engine: a family's options may hold a URL with
+    # credentials or a token that its family refuses, and the echo must not show it either.
+    echo = dict(p, families=Redactor(key=p["redaction_key"]).data(p["families"]))
+    fail_json, exit_json = module.fail_json, module.exit_json
+    module.fail_json = lambda **result: fail_json(invocation={"module_args": echo}, **result)
+    module.exit_json = lambda **result: exit_json(invocation={"module_args": echo}, **result)
     if not 1 <= p["timeout"] <= 3600:
         module.fail_json(msg="timeout must be between 1 and 3600 seconds, got %d." % p["timeout"])
     unknown = sorted((set(p["families"]) | set(p["secrets"])) - set(collectors.NAMES))

@@ -67,6 +67,7 @@ import time
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
+from ansible_collections.agentops.runbooks.plugins.module_utils import net_sockets
 
 STATUSES = ("ok", "partial", "unreachable")
 COLLECTION = "agentops.runbooks"
@@ -169,6 +170,68 @@ def _fds_now(facts):
 
 
 CONTRADICTED_BY = {"log.enospc": ("host", _disk_now), "log.pg_connections": ("pg", _pg_now), "log.emfile": ("process", _fds_now)}
+
+
+# Log findings that the host's state now explains: rule -> (family whose facts answer, function(facts, evidence) ->
+# (sentence, effect) or None). The sentence goes into the report next to the finding ("Now:"); the effect weighs it:
+# "confirms" (the state agrees: more confidence), "weakens" (the state disagrees: less) or "explains" (says which
+# cause applies on this host).
+def _who(listeners):
+    return ", ".join("pid %s (%s)" % (entry.get("pid") or "?", entry.get("program") or "?") for entry in listeners[:3])
+
+
+def _listening_now(facts, evidence):
+    """ECONNREFUSED host:port in the logs: does anything listen on that port on this host now, and which process."""
+    if "listeners" not in facts:
+        return None
+    listeners = facts.get("listeners") or []
+    targets = [t.rsplit(":", 1) for t in evidence.get("targets") or [] if ":" in t]
+    if not targets:
+        targets = [(None, port) for port in str(evidence.get("port_list") or "").split("|") if port]
+    said, refused, taken = [], 0, 0
+    for host, port in targets[:5]:
+        try:
+            port = int(port)
+        except ValueError:
+            continue
+        on_port = [entry for entry in listeners if entry.get("port") == port]
+        if host is not None:
+            matched = net_sockets.listener_for(listeners, host, port, facts.get("local_addresses"))
+            if matched is None:
+                said.append("%s:%d is another host's: check it there" % (host, port))
+                continue
+            on_port = matched
+        where = "%s:%d" % (host, port) if host else "port %d" % port
+        if on_port:
+            taken += 1
+            said.append("%s listens on %s now" % (_who(on_port), where))
+        else:
+            refused += 1
+            said.append("nothing listens on %s on this host now" % where)
+    if not said:
+        return None
+    return "; ".join(said), ("confirms" if refused and not taken else "weakens" if taken and not refused else "explains")
+
+
+def _einval_now(facts, evidence):
+    cause = facts.get("einval_cause")
+    return (cause, "explains") if cause else None
+
+
+def _fetch_now(facts, evidence):
+    """fetch is not defined in the logs: which Node the agents run now (the node family grades it)."""
+    runtimes = [r for r in facts.get("node_processes") or [] if isinstance(r, dict) and r.get("version")]
+    if not runtimes:
+        return None
+    versions = sorted(set(str(r["version"]) for r in runtimes))
+    old = [v for v in versions if v.lstrip("v").split(".")[0].isdigit() and int(v.lstrip("v").split(".")[0]) < 18]
+    if old:
+        return "the agents run Node %s now: no global fetch before Node 18" % ", ".join(old), "confirms"
+    return "the agents run Node %s now, which has a global fetch unless --no-experimental-fetch is set" % ", ".join(versions), "weakens"
+
+
+STATE_NOW = {"log.econnrefused": ("endpoints", _listening_now), "log.spawn_einval": ("spawn", _einval_now),
+             "log.fetch_undefined": ("node", _fetch_now)}
 EVENT_RULES = ("proc.oom_kill", "host.recent_reboot")
 
 
@@ -242,6 +305,16 @@ def assess(record, now, recent_window=900, context=None):
                 item.setdefault("severity_observed", item["severity"])
                 item["severity"] = "info"
                 confidence = 0.1
+        family, explain = STATE_NOW.get(rule, (None, None))
+        if family and family in facts and (record.get("checks") or {}).get(family, {}).get("status") in ("ok", "partial"):
+            now_said = explain(facts[family] or {}, evidence)
+            if now_said:
+                item["state_now"], effect = now_said
+                if effect == "confirms":
+                    confidence = min(1.0, confidence + 0.2)
+                elif effect == "weakens":
+                    confidence = min(confidence, 0.3)
+                item["confidence"] = round(confidence, 2)
         if "confidence" not in item or item.get("historical") or item.get("contradicted_by"):
             item["confidence"] = round(min(confidence, item.get("confidence", 1.0)), 2)
     record["findings"] = fm.ordered(record.get("findings") or [])
@@ -576,6 +649,8 @@ def report_markdown(report):
                               % _age(item.get("last_seen_age_seconds")))
             if item.get("contradicted_by"):
                 weight.append("contradicted by the current state: %s" % item["contradicted_by"])
+            if item.get("state_now"):
+                weight.append("now: %s" % item["state_now"])
             if item.get("severity_observed"):
                 weight.append("severity %s as observed" % item["severity_observed"])
             if weight:

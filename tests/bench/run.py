@@ -1,18 +1,24 @@
 """Benchmarks printed by `make bench` (not tests: numbers with ratios, measured in one run).
 
-1. diagnose.yml on localhost vs a one-task ansible.builtin.ping playbook (the floor).
-   Target: diagnose <= 1.3x the floor; it also prints each family's share of the diagnostics call.
+1. diagnose.yml on localhost (host + process checks) vs a one-task ansible.builtin.ping playbook (the floor).
+   Target: diagnose <= 1.3x the floor; it also prints each family's share of the diagnostics call, the run with the
+   default checks (every family that needs no setting), and the physical floor of shipping the collection's code:
+   the same module running no family.
 2. process_facts run as Ansible runs it (own interpreter, JSON args) with the host as
    it is, then with 1,000 extra processes started here. Target: <= 0.3 s at 1,000.
    Then with 20 of those processes being node agents: process_facts with leak sampling
    (the default 3 s window, 4 samples) - the wall time over the window is the overhead.
 3. The pg_connection_facts audit statement on a throwaway cluster, idle, then with 500
    open sessions. Target: < 100 ms for the query at 500 sessions.
+4. diagnose.yml vs a one-task ping playbook on 20 hosts over real SSH (hosts in network namespaces with their own
+   sshd, tests/bench/fleet.py), pipelining on, forks 10. Target: diagnose <= 1.5x ping.
 5. log_scan (its scan loop: logscan.scan_file) on a generated 1 GB seed-format log (80% INFO, 12% DEBUG, 5% WARN,
    3% ERROR with metadata lines, 5,000 users, 20,000 conversations) and on a 1 GB pino log (BENCH_LOG_MB to change),
    against the shell pipelines that answer the same three questions (errors per minute, top signatures, affected
    users; target: log_scan >= 1.0x their total time) and `grep -c ERROR` (the physical reference), peak RSS of the
-   scanning process (target < 100 MB), and the reference path (read_chunks + feed_lines) on the first 64 MB.
+   scanning process (target < 100 MB), the reference path (read_chunks + feed_lines) on the first 64 MB, and the physical
+   floor of any pure-Python scan (bytes.count + one finditer per block; then also counting every entry per level and
+   component with one findall + Counter per block for the seed format, one json.loads per block for JSON lines).
 6. log_bundle's redacted copy (Collector.write_log) of the same seed log in MB/s against a plain copy.
 
 `run.py log` runs only 5 and 6 (with BENCH_LOG_MB=64 in seconds); `run.py` or `make bench` runs everything.
@@ -25,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from fleet import bench_fleet  # noqa: F401 (run by name from BENCHES)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(REPO, ".collections")
@@ -63,14 +71,29 @@ def bench_playbooks(tmp):
         handle.write("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
     playbook = os.path.join(BIN, "ansible-playbook")
     floor = median_of([playbook, "-i", inventory, ping])
-    diagnose = median_of([playbook, "-i", inventory, os.path.join(REPO, "playbooks", "diagnose.yml"),
+    diagnose = median_of([playbook, "-i", inventory, os.path.join(REPO, "playbooks", "diagnose.yml"), "-e", '{"agentops_checks": ["host", "process"]}',
                           "-e", "agentops_report_dir=%s" % tmp, "-e", "agentops_incident_id=bench"])
+    every = median_of([playbook, "-i", inventory, os.path.join(REPO, "playbooks", "diagnose.yml"),
+                       "-e", "agentops_report_dir=%s" % tmp, "-e", "agentops_incident_id=bench-default"])
     with open(os.path.join(tmp, "bench", "report.json")) as handle:
         timings = json.load(handle)["hosts"]["localhost"].get("timings_ms") or {}
     total = sum(ms for ms in timings.values() if ms) or 1
+    # The floor of shipping the collection's code: the same module with no family to run (its AnsiballZ payload is
+    # built on the controller, sent, unpacked and imported on the host, exactly as for the real call).
+    empty = os.path.join(tmp, "empty.yml")
+    with open(empty, "w") as handle:
+        handle.write("- hosts: all\n  gather_facts: false\n  tasks:\n    - agentops.runbooks.diagnostics:\n        checks: []\n")
+    payload = median_of([playbook, "-i", inventory, empty])
     print("diagnose.yml on localhost: %.2f s; ping floor %.2f s; ratio %.2fx (target <= 1.30x) %s; the one diagnostics "
           "call's families: %s" % (diagnose, floor, diagnose / floor, "OK" if diagnose <= 1.3 * floor else "MISSED",
                                    ", ".join("%s %d ms (%d%%)" % (name, ms, 100 * ms / total) for name, ms in sorted(timings.items()))))
+    with open(os.path.join(tmp, "bench-default", "report.json")) as handle:
+        default_timings = json.load(handle)["hosts"]["localhost"].get("timings_ms") or {}
+    print("  with the default checks (%s): %.2f s = %.2fx ping; families: %s" % (
+        ", ".join(sorted(default_timings)), every, every / floor,
+        ", ".join("%s %d ms" % (name, ms) for name, ms in sorted(default_timings.items()) if ms is not None)))
+    print("  the diagnostics module running no family (the cost of the collection's code: built, sent, imported): %.2f s = %.2fx ping;"
+          " the families, the variable check and the report add %.2f s" % (payload, payload / floor, diagnose - payload))
 
 
 def bench_process_facts(tmp):
@@ -215,6 +238,44 @@ def scan_child(path, reference_mb=None):
                       "buckets": len(result["buckets"]), "rates": bool(rates), "bytes": report.get("bytes")}))
 
 
+# The physical floor of a pure-Python scan: what any scanner written in Python pays before it looks at one entry.
+FLOOR_PATTERNS = {"seed": rb"\] \[(?:WARN|ERROR|FATAL)\] \[", "pino": rb'"level":(?:40|50|60)[,}]'}
+# ... and a lower bound of counting every entry per level and component: one findall and a Counter per block (the
+# minute of each entry not even split out).
+SEED_GROUP = rb"\] \[([A-Za-z]+\] \[[^\]\n]*)\] "
+
+
+def floor_child(path, kind):
+    """The floors of a pure-Python scan of ``path``, as JSON: (1) per 1 MiB block, bytes.count of the lines and one
+    finditer for the warn-and-above entries, nothing else; (2) that plus, for the seed format, counting every entry per
+    (level, component) with one findall and a Counter per block; for JSON lines, one json.loads of the block (what
+    telling a JSON line from another line costs at the least)."""
+    import collections
+    import re
+    marker, group = re.compile(FLOOR_PATTERNS[kind]), re.compile(SEED_GROUP)
+    out = {}
+    for name in ("count_finditer", "count_finditer_grouped"):
+        began, lines, serious, keys = time.monotonic(), 0, 0, collections.Counter()
+        with open(path, "rb") as handle:
+            carry = b""
+            while True:
+                block = handle.read(1 << 20)
+                if not block:
+                    break
+                lines += block.count(b"\n")
+                for dummy in marker.finditer(block):
+                    serious += 1
+                if name == "count_finditer_grouped" and kind == "seed":
+                    keys.update(group.findall(block))
+                elif name == "count_finditer_grouped":
+                    end = block.rfind(b"\n")
+                    whole, carry = carry + block[:end], block[end + 1:]
+                    keys["lines"] += len(json.loads(b"[" + whole.replace(b"\n", b",") + b"]"))
+        out[name] = time.monotonic() - began
+        out[name + "_found"] = [lines, serious, sum(keys.values())]
+    print(json.dumps(out))
+
+
 def bundle_child(path, target):
     """log_bundle's redacted copy of one file (Collector.write_log), as JSON."""
     from ansible_collections.agentops.runbooks.plugins.modules.log_bundle import Collector
@@ -245,6 +306,7 @@ def bench_log_scan(tmp):
         reference_mb = min(64.0, mb)
         ref_wall, ref, dummy = child(["scan", path, str(reference_mb)])
         ratio = pipeline / scan
+        dummy, floor, dummy = child(["floor", path, kind])
         print("log_scan %s: %.0f MB (generated in %.0f s): %.1f s = %.0f MB/s (%d entries, %d errors, %d signatures, %d users, %d buckets); "
               "process %.1f s, peak RSS %.0f MB (target < 100 MB) %s"
               % (kind, mb, made, scan, mb / scan, out["entries"], out["errors"], out["signatures"], out["users"], out["buckets"],
@@ -255,6 +317,11 @@ def bench_log_scan(tmp):
               "%.0f MB/s on the first %.0f MB: fast path %.1fx the reference"
               % (grep_seconds, mb / grep_seconds, grep_out.strip(), grep_seconds / scan, (ref["bytes"] or 0) / 1048576.0 / ref["seconds"],
                  reference_mb, (mb / scan) / ((ref["bytes"] or 1) / 1048576.0 / ref["seconds"])))
+        bare, grouped = floor["count_finditer"], floor["count_finditer_grouped"]
+        print("  physical floor of a pure-Python scan: bytes.count + one finditer per block %.2f s = %.0f MB/s (pipeline / floor %.2fx); "
+              "+ %s %.2f s = %.0f MB/s (pipeline / floor %.2fx); log_scan at %.2fx that floor"
+              % (bare, mb / bare, pipeline / bare, "counting every entry per level and component (findall + Counter per block)" if kind == "seed"
+                 else "one json.loads per block", grouped, mb / grouped, pipeline / grouped, grouped / scan))
         if kind == "seed":
             bench_log_bundle(tmp, path, mb)
         os.unlink(path)
@@ -278,11 +345,11 @@ def bench_log_bundle(tmp, path, mb):
           "ratio %.3fx" % (mb, out["seconds"], mb / out["seconds"], out.get("redactions", 0), rss, copy, mb / copy, copy / out["seconds"]))
 
 
-BENCHES = {"playbooks": "bench_playbooks", "process": "bench_process_facts", "pg": "bench_pg_audit", "log": "bench_log_scan"}
+BENCHES = {"playbooks": "bench_playbooks", "process": "bench_process_facts", "pg": "bench_pg_audit", "log": "bench_log_scan", "fleet": "bench_fleet"}
 
 
 def main(names):
-    """Every benchmark, or those named (playbooks, process, pg, log): `tests/bench/run.py log` with BENCH_LOG_MB=64 is quick."""
+    """Every benchmark, or those named (playbooks, process, pg, fleet, log): `tests/bench/run.py log` with BENCH_LOG_MB=64 is quick."""
     with tempfile.TemporaryDirectory(prefix="agentops-bench-") as tmp:
         for name in names or list(BENCHES):
             globals()[BENCHES[name]](tmp)
@@ -292,6 +359,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["scan"]:
         sys.path.insert(0, COLLECTIONS)
         scan_child(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None)
+    elif sys.argv[1:2] == ["floor"]:
+        floor_child(sys.argv[2], sys.argv[3])
     elif sys.argv[1:2] == ["bundle"]:
         sys.path.insert(0, COLLECTIONS)
         bundle_child(sys.argv[2], sys.argv[3])

@@ -26,15 +26,71 @@ import time
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.endpoints import EndpointsFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.host import HostFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.logs import LogsFamily
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.node import NodeFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.pg import PgFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.process import ProcessFamily
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.services import ServicesFamily
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.spawn import SpawnFamily
 
-FAMILIES = (HostFamily(), ProcessFamily(), PgFamily(), LogsFamily())
+FAMILIES = (HostFamily(), ProcessFamily(), PgFamily(), LogsFamily(), NodeFamily(), SpawnFamily(), ServicesFamily(), EndpointsFamily())
 BY_NAME = dict((family.name, family) for family in FAMILIES)
 NAMES = tuple(family.name for family in FAMILIES)
 COMMON = dict(thresholds=dict(type="dict", default={}), redaction_key=dict(type="str", no_log=True))
+
+
+def _entry(value):
+    """``(suffix, description)`` of one entry of a family's ``variables`` or ``secrets`` (a bare suffix has no description)."""
+    return (value, "") if isinstance(value, str) else tuple(value)
+
+
+def role_variables():
+    """The public variables the families take, in registry order: ``[{suffix, family, option, spec, description, secret,
+    range}]``, one per suffix. The diagnose role exposes each as ``diagnose_<suffix>`` defaulting to ``agentops_<suffix>``
+    and the option's default; a suffix that two families share (``process_patterns``) must have the same type and default."""
+    found = {}
+    for family in FAMILIES:
+        for secret, table in ((False, getattr(family, "variables", {})), (True, getattr(family, "secrets", {}))):
+            for option, value in table.items():
+                suffix, description = _entry(value)
+                spec = family.options[option]
+                entry = found.get(suffix)
+                if entry is not None:
+                    if (entry["spec"].get("type"), entry["spec"].get("default")) != (spec.get("type"), spec.get("default")):
+                        raise ValueError("agentops_%s means different things to the %s and %s families" % (suffix, entry["family"], family.name))
+                    entry["families"].append(family.name)
+                    continue
+                found[suffix] = {"suffix": suffix, "family": family.name, "families": [family.name], "option": option, "spec": spec,
+                                 "description": description, "secret": secret,
+                                 "range": (getattr(family, "ranges", {}) or {}).get(option)}
+    return list(found.values())
+
+
+def default_checks():
+    """``(always, conditional)``: the families every diagnosis runs, and ``[(family, [suffixes])]`` of those that run
+    when one of their ``agentops_<suffix>`` variables is set."""
+    always = [f.name for f in FAMILIES if getattr(f, "enabled_by", None) is None]
+    conditional = [(f.name, list(f.enabled_by)) for f in FAMILIES if getattr(f, "enabled_by", None) is not None]
+    return always, conditional
+
+
+def from_variables(checks, value_of):
+    """The ``families`` and ``secrets`` arguments of the diagnostics module for ``checks``, from the role's variables:
+    ``value_of(suffix)`` returns the value of ``diagnose_<suffix>`` (or ``None`` when unset, so the option keeps its
+    default)."""
+    options, secrets = {}, {}
+    for name in checks:
+        family = BY_NAME.get(name)
+        if family is None:
+            continue
+        for secret, table, into in ((False, getattr(family, "variables", {}), options), (True, getattr(family, "secrets", {}), secrets)):
+            for option, value in table.items():
+                given = value_of(_entry(value)[0])
+                if given is not None:
+                    into.setdefault(name, {})[option] = given
+    return options, secrets
 
 
 def wrapper_spec(family):

@@ -185,6 +185,10 @@ class HostFamily(object):
     title = "host resources"
     enable = "add host to agentops_checks"
     redacts = False
+    variables = dict(mount_timeout=("mount_timeout", "Seconds to wait for each mount's statvfs (a hung NFS mount is reported, not waited on)."))
+    secrets = {}
+    enabled_by = None
+    ranges = dict(mount_timeout=(0, 60))
     options = dict(
         proc_root=dict(type="path", default="/proc"),
         mount_timeout=dict(type="float", default=2.0),

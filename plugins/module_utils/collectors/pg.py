@@ -124,15 +124,13 @@ class Audit(object):
             blocking = set(b for s in sessions for b in s["blocked_by"])
             oldest = idle[0]
             holders = [s["pid"] for s in idle if s["pid"] in blocking]
-            found = self.add("pg.idle_in_transaction", oldest["idle_seconds"], {
+            self.add("pg.idle_in_transaction", oldest["idle_seconds"], {
                 "count": len(idle), "oldest_pid": oldest["pid"], "oldest_application": oldest["application"] or "(none)",
                 "oldest_seconds": oldest["idle_seconds"], "pids": [s["pid"] for s in idle],
                 "blocking_pids": holders,
                 "blocking_note": ", blocking %d other session(s)" % len(holders) if holders else "",
                 "sessions": [self.brief(s) for s in idle[:self.top_n]],
             })
-            if found and holders and fm.SEVERITY_ORDER[found["severity"]] > fm.SEVERITY_ORDER["high"]:
-                found["severity"] = "high"  # holding locks others wait for is never just medium
         return [self.brief(s) for s in idle[:self.top_n]]
 
     def chains(self, sessions):
@@ -227,6 +225,16 @@ class PgFamily(object):
     title = "PostgreSQL"
     enable = "set agentops_pg_host"
     redacts = True
+    variables = dict(
+        host=("pg_host", "PostgreSQL host or socket directory to audit."),
+        port=("pg_port", "PostgreSQL port."),
+        user=("pg_user", "Role the audit connects as; give it pg_monitor to see every session."),
+        database=("pg_database", "Database to connect to."),
+        sslmode=("pg_sslmode", "libpq sslmode."),
+    )
+    secrets = dict(password=("pg_password", "The audit role's password."))
+    enabled_by = ("pg_host", "pg_port")
+    ranges = dict(port=(1, 65535))
     options = dict(pg.argument_spec(), top_n=dict(type="int", default=10))
 
     def collect(self, module, params):

@@ -267,6 +267,18 @@ class ProcessFamily(object):
     title = "processes"
     enable = "add process to agentops_checks"
     redacts = True
+    variables = dict(
+        patterns=("process_patterns", "Regular expressions naming agent processes, matched against the whole process name, the basename of "
+                                      "argv[0], or (after an interpreter such as node or sh) of the script it runs."),
+        top_n=("top_n", "How many of the largest processes by RSS to list."),
+        leak_window=("leak_window", "Seconds to sample agent processes' memory for leaks; 0 turns sampling off. From AWX a longer window "
+                                    "(60) gives a steadier slope. No agent process, no waiting."),
+        leak_min_age=("leak_min_age", "Seconds an agent process must have run before its memory growth can count as a leak. A Node "
+                                      "process warming up (loading code, filling caches) is listed as warming up, never as a leak."),
+    )
+    secrets = {}
+    enabled_by = None
+    ranges = dict(top_n=(0, 1000), leak_window=(0, 600), leak_min_age=(0, 86400))
     options = dict(
         patterns=dict(type="list", elements="str", default=["node", "claude", "npx", "npm"]),
         top_n=dict(type="int", default=10),

@@ -1,5 +1,6 @@
 """The registry of signal families and the one-call runner (module_utils/collectors)."""
 import os
+import sys
 import time
 
 import pytest
@@ -18,6 +19,8 @@ class Family(object):
     def __init__(self, name, behaviour="ok"):
         self.name, self.title, self.enable, self.redacts = name, "the %s family" % name, "set agentops_%s_url" % name, True
         self.options = dict(url=dict(type="str"), depth=dict(type="int", default=3))
+        self.variables = dict(url=("%s_url" % name, "Where the %s is." % name), depth="%s_depth" % name)
+        self.secrets, self.enabled_by, self.ranges = {}, ("%s_url" % name,), dict(depth=(0, 10))
         self.behaviour = behaviour
 
     def collect(self, module, params):
@@ -43,7 +46,7 @@ def registry(monkeypatch):
 
 
 def test_every_family_has_the_one_interface():
-    assert collectors.NAMES == ("host", "process", "pg", "logs")
+    assert collectors.NAMES == ("host", "process", "pg", "logs", "node", "spawn", "services", "endpoints")
     for family in collectors.FAMILIES:
         assert family.name and family.title and family.enable and isinstance(family.options, dict)
         assert isinstance(family.redacts, bool) and callable(family.collect)
@@ -88,6 +91,29 @@ def test_a_new_family_reaches_the_report_with_no_other_change(registry):
     assert skipped["checks"]["queue"] == {"status": "skipped"}
     report = incident.incident_report({"web-1": {"diagnose_result": skipped}}, ["web-1"], "DEV-1")
     assert "the queue family: not checked on web-1 (set agentops_queue_url)" in incident.report_markdown(report).splitlines()[3]
+
+
+def test_a_new_family_gets_its_role_variables_from_the_registry_alone(registry):
+    """The diagnose role's defaults, argument spec, default checks and variable ranges, and the options the diagnostics
+    action passes, all follow a new registry entry with no hand edit (scripts/gen_docs.py writes the role's files)."""
+    registry(Family("queue"))
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    try:
+        import gen_docs
+    finally:
+        sys.path.pop(0)
+    defaults = gen_docs.diagnose_defaults()
+    assert 'diagnose_queue_url: "{{ agentops_queue_url | default(none) }}"' in defaults
+    assert 'diagnose_queue_depth: "{{ agentops_queue_depth | default(3) }}"' in defaults
+    assert "((agentops_queue_url is defined) | ternary(['queue'], []))" in defaults
+    options = yaml.safe_load(gen_docs.diagnose_argument_specs())["argument_specs"]["main"]["options"]
+    assert options["diagnose_checks"]["choices"][-1] == "queue"
+    assert options["diagnose_queue_url"]["type"] == "str" and "Where the queue is" in options["diagnose_queue_url"]["description"][0]
+    assert "From 0 to 10" in options["diagnose_queue_depth"]["description"][0]
+    assert {"suffix": "queue_depth", "range": (0, 10)}.items() <= [e for e in collectors.role_variables() if e["family"] == "queue"][1].items()
+    values = {"queue_url": "redis://q", "queue_depth": None, "process_patterns": ["node"]}
+    families, secrets = collectors.from_variables(["process", "queue"], values.get)
+    assert families["queue"] == {"url": "redis://q"} and families["process"] == {"patterns": ["node"]} and secrets == {}
 
 
 def test_the_role_and_the_module_offer_exactly_the_registered_families():

@@ -248,3 +248,26 @@ def test_every_finding_has_a_confidence_and_low_confidence_critical_counts_as_hi
     report, findings = weigh(leak, fm.make("host.disk_space", "medium", {}))
     assert all(0 <= f["confidence"] <= 1 for f in findings)
     assert report["severity"] == "SEV-3"
+
+
+@pytest.mark.parametrize("evidence, family, facts, words, confidence", [
+    # ECONNREFUSED 127.0.0.1:5432 in the logs and nothing listens on 5432 now: PostgreSQL is down, said with more confidence
+    ({"targets": ["127.0.0.1:5432"], "port_list": "5432"}, "endpoints",
+     {"listeners": [{"address": "0.0.0.0", "port": 22, "pid": 1, "program": "sshd"}], "local_addresses": ["127.0.0.1"]},
+     "nothing listens on 127.0.0.1:5432 on this host now", 0.9),
+    # something listens there now: the refusals were earlier (a restart) or elsewhere, so less confidence
+    ({"port_list": "6379"}, "endpoints", {"listeners": [{"address": "127.0.0.1", "port": 6379, "pid": 812, "program": "redis-server"}]},
+     "pid 812 (redis-server) listens on port 6379 now", 0.3),
+    # a remote host's port is answered there, not here
+    ({"targets": ["db.internal:5432"]}, "endpoints", {"listeners": []}, "db.internal:5432 is another host's", None),
+    ({}, "spawn", {"einval_cause": "This host is Linux: the .cmd/.bat cause does not apply."}, "the .cmd/.bat cause does not apply", None),
+    ({}, "node", {"node_processes": [{"pid": 5, "version": "v16.20.2"}]}, "the agents run Node v16.20.2 now: no global fetch", 0.9),
+])
+def test_what_the_host_shows_now_explains_a_log_finding(evidence, family, facts, words, confidence):
+    rule = {"endpoints": "log.econnrefused", "spawn": "log.spawn_einval", "node": "log.fetch_undefined"}[family]
+    report, (item,) = weigh(log_finding(rule, "high", "2026-11-27T11:59:00.000Z", **evidence), facts={family: facts},
+                            checks={family: {"status": "ok"}})
+    assert words in item["state_now"]
+    if confidence is not None:
+        assert item["confidence"] == confidence
+    assert "now: " + item["state_now"] in incident.report_markdown(report)

@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: agentops.runbooks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The controller side of the diagnostics module: one task per host that runs every family and records the result.
+
+Without ``families``/``secrets`` arguments, each family's options come from the variables its registry entry names
+(``diagnose_<suffix>`` inside the diagnose role, else ``agentops_<suffix>``), so a new family needs no role task.
+The module's result is returned as it is, plus the host's record as the fact ``diagnose_result`` (what the
+incident_report role reads): one task instead of a module call and a templated ``set_fact``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident
+
+DEFAULT_CHECKS = ["host", "process"]
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def _value_of(self, task_vars):
+        def value_of(suffix):
+            for name in ("diagnose_" + suffix, "agentops_" + suffix):
+                if name in task_vars:
+                    return self._templar.template(task_vars[name])
+            return None
+        return value_of
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        task_vars = task_vars or {}
+        args = dict(self._task.args)
+        checks = args.get("checks") or DEFAULT_CHECKS
+        if isinstance(checks, str):
+            checks = [c.strip() for c in checks.split(",") if c.strip()]
+        if "families" not in args and "secrets" not in args and isinstance(checks, list):
+            families, secrets = collectors.from_variables(checks, self._value_of(task_vars))
+            args["families"] = families
+            args["secrets"] = secrets
+        result.update(self._execute_module(module_name="agentops.runbooks.diagnostics", module_args=args, task_vars=task_vars))
+        if result.get("failed"):
+            return result  # the role's rescue records a failed call (Ansible does not apply the facts of a failed task)
+        host = task_vars.get("inventory_hostname")
+        try:
+            record = incident.diagnose_result(result, host, checks=list(checks) if isinstance(checks, list) else DEFAULT_CHECKS)
+        except ValueError:
+            return result
+        result["ansible_facts"] = dict(result.get("ansible_facts") or {}, diagnose_result=record)
+        return result
