@@ -670,6 +670,59 @@ def _ms(began):
     return int((time.monotonic() - began) * 1000)
 
 
+NAMESERVERS_MAX = 3  # glibc's MAXNS: the resolver never asks more
+
+
+def dns_query(host, qid):
+    """A DNS query (RFC 1035) for the A record of ``host``, recursion desired; ValueError for a name no DNS can carry."""
+    labels = host.rstrip(".").split(".")
+    if not host or any(not label or len(label) > 63 for label in labels):
+        raise ValueError("%r is not a DNS name" % host)
+    question = b"".join(struct.pack("!B", len(label)) + label.encode("ascii") for label in labels) + b"\0"
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + struct.pack("!HH", 1, 1)
+
+
+def ask_nameservers(host, nameservers, timeout):
+    """Ask each nameserver (UDP port 53, at most NAMESERVERS_MAX, in order, as the resolver does) for ``host``, within
+    ``timeout`` seconds in all: ``[{nameserver, state, ms, rcode}]`` with state ``answered`` (any reply, NXDOMAIN
+    included: the nameserver works), ``refused`` (ICMP port unreachable: nothing listens on its port 53),
+    ``timeout``, or ``error`` (with ``error``). Read-only: one query per nameserver, nothing else sent."""
+    deadline = time.monotonic() + timeout
+    answers = []
+    for nameserver in nameservers[:NAMESERVERS_MAX]:
+        began = time.monotonic()
+        entry = {"nameserver": nameserver, "state": "timeout", "rcode": None, "ms": 0}
+        answers.append(entry)
+        left = deadline - began
+        if left <= 0:
+            entry["state"] = "not asked (no time left)"
+            continue
+        qid = struct.unpack("!H", os.urandom(2))[0]
+        sock = None
+        try:
+            query = dns_query(host, qid)
+            sock = socket.socket(socket.AF_INET6 if ":" in nameserver else socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(left)
+            sock.connect((nameserver, 53))
+            sock.send(query)
+            while True:
+                reply = sock.recv(4096)
+                if len(reply) >= 4 and struct.unpack("!H", reply[:2])[0] == qid:
+                    entry.update(state="answered", rcode=reply[3] & 0x0F)
+                    break
+        except socket.timeout:
+            pass
+        except ConnectionRefusedError:
+            entry["state"] = "refused"
+        except (OSError, ValueError, UnicodeError) as exc:
+            entry.update(state="error", error=_describe(exc))
+        finally:
+            if sock is not None:
+                sock.close()
+        entry["ms"] = _ms(began)
+    return answers
+
+
 def probe_all(targets, timeout, resolv=None):
     """Probe every target concurrently, each within ``timeout`` seconds; returns their results in order.
 

@@ -154,7 +154,7 @@ def local_addresses(proc):
 def _ip(text):
     """``text`` as an address (IPv4-mapped IPv6 as IPv4), or None when it is not one."""
     try:
-        value = ipaddress.ip_address(str(text).strip("[]").split("%")[0])
+        value = ipaddress.ip_address(str(text).strip("[]").split("%", maxsplit=1)[0])
     except ValueError:
         return None
     if value.version == 6 and value.ipv4_mapped is not None:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from fleet import bench_fleet  # noqa: F401 (run by name from BENCHES)
+from fleet import bench_fleet  # noqa: F401  pylint: disable=unused-import  # run by name from BENCHES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(REPO, ".collections")

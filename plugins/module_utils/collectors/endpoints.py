@@ -74,6 +74,9 @@ class EndpointsCollector(object):
             if target["pid"] is not None:
                 resolv[index] = self._resolv(self.proc.path(target["pid"], "root", "etc", "resolv.conf"), target["pid"])
         results = net_probe.probe_all(self.targets, self.timeout, resolv) if self.targets else []
+        for index, (target, result) in enumerate(zip(self.targets, results)):
+            if target["pid"] is not None:
+                self.ask_nameservers(target["pid"], result, resolv.get(index), host_resolv)
         thread.join()
         facts = {"listeners": self.listeners[:net_sockets.LISTENERS_MAX], "listener_count": len(self.listeners),
                  "local_addresses": sorted(self.local), "resolv_conf": host_resolv, "listener_scan": scan.get("counts"),
@@ -107,15 +110,40 @@ class EndpointsCollector(object):
             return None
         return dict(parsed, path=path)
 
+    def ask_nameservers(self, pid, result, resolv, host_resolv):
+        """The probe resolves with this host's resolver; a process with nameservers of its own (a container's
+        resolv.conf) has them asked directly, when it shares this network namespace (elsewhere its nameserver
+        addresses may mean other hosts): ``result["nameservers_asked"]``."""
+        if not resolv or not resolv.get("nameservers") or net_probe._is_ip(result["host"]):
+            return
+        if resolv["nameservers"] == (host_resolv or {}).get("nameservers"):
+            return  # the same nameservers the host lookup used
+        try:
+            same = os.stat(self.proc.path(pid, "ns", "net")).st_ino == os.stat(self.proc.path("self", "ns", "net")).st_ino
+        except OSError:
+            same = False
+        if not same:
+            result["nameservers_asked"] = "not asked: pid %d is in another network namespace (or it cannot be read)" % pid
+            return
+        result["nameservers_asked"] = net_probe.ask_nameservers(result["host"], resolv["nameservers"], min(self.timeout, 3.0))
+
     # ------------------------------------------------------------ findings
     def judge(self, target, result, resolv):
         name = result["name"]
         base = {"name": name, "url": result["url"], "host": result["host"], "port": result["port"],
                 "timeout_s": self.timeout}
         dns = result.get("dns") or {}
-        if dns.get("error"):
+        asked = result.get("nameservers_asked")
+        dead = isinstance(asked, list) and asked and not any(a["state"] == "answered" for a in asked)
+        if dns.get("error") or dead:
+            code, error, ms = dns.get("code") or "EAI_FAIL", dns.get("error"), dns.get("ms", 0)
+            how = "this host's resolver (getaddrinfo)"
+            if dead:  # the process's own nameservers are down: its lookups fail whatever this host's resolver says
+                code, ms = "EAI_AGAIN", sum(a["ms"] for a in asked)
+                error = "no nameserver answers - %s" % "; ".join(_nameserver_state(a, self.timeout) for a in asked)
+                how = "the nameservers of pid %d's resolv.conf, asked directly" % target["pid"]
             self._add("endpoints.dns_failure", "high", dict(
-                base, dns_host=result["host"], code=dns.get("code") or "EAI_FAIL", error=dns["error"], ms=dns.get("ms", 0),
+                base, dns_host=result["host"], code=code, error=error, ms=ms, resolved_with=how,
                 nameservers=", ".join((resolv or {}).get("nameservers") or []) or "none (the resolver tries 127.0.0.1)",
                 resolv_conf=(resolv or {}).get("path") or self.resolv_conf), name)
         self.ndots(base, result, resolv)
@@ -224,6 +252,15 @@ class EndpointsCollector(object):
             if result.get("address") and self.is_local(result["address"]):
                 evidence["port_filter"] = "( sport = :%s )" % result["port"]
             self._add("endpoints.ws_no_pong", "high", evidence, base["name"])
+
+
+def _nameserver_state(asked, timeout):
+    state = asked["state"]
+    if state == "refused":
+        return "%s: refused, nothing listens on its port 53" % asked["nameserver"]
+    if state == "timeout":
+        return "%s: no answer within %s s" % (asked["nameserver"], min(timeout, 3.0))
+    return "%s: %s" % (asked["nameserver"], asked.get("error") or state)
 
 
 def _who(listener):

@@ -81,8 +81,7 @@ def corpus_lines(directory):
     for name in sorted(os.listdir(directory)):
         if name.endswith(".log"):
             with open(os.path.join(directory, name), "rb") as handle:
-                for line in handle.read().decode("utf-8", "replace").split("\n"):
-                    yield line
+                yield from handle.read().decode("utf-8", "replace").split("\n")
 
 
 @pytest.mark.parametrize("rule_id", SIGNATURE_RULES)

@@ -82,7 +82,7 @@ USER = sx.Creds(1000, 1000, groups=[27], cap_eff=0)
 
 
 def ACL(*entries):  # pylint: disable=invalid-name
-    return [(tag, perm, ident) for tag, perm, ident in entries]
+    return list(entries)
 
 
 @pytest.mark.parametrize("st, creds, want, acl, expected", [
