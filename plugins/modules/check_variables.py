@@ -15,8 +15,8 @@ version_added: 0.1.0
 description:
   - Looks at the variables the play sees and warns about every name that starts like a public variable of the
     collection (C(agentops_), C(process_reaper_), C(pg_connections_), C(log_collection_), C(deploy_rollback_),
-    C(diagnose_), C(incident_report_)) but that none of its roles or playbooks defines, suggesting the closest known
-    name (C(agentops_leak_windw) - did you mean C(agentops_leak_window)?). A misspelled variable silently has no
+    C(diagnose_), C(incident_report_), C(service_restart_)) but that none of its roles or playbooks defines, suggesting
+    the closest known name (C(agentops_leak_windw) - did you mean C(agentops_leak_window)?). A misspelled variable silently has no
     effect, so a dry run or a threshold the user believes set would not be.
   - The known names are read from the collection's own roles and playbooks, so there is no second list to keep.
   - Runs entirely on the controller as an action plugin.

@@ -20,7 +20,7 @@ import re
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 
 PREFIXES = ("agentops_", "process_reaper_", "pg_connections_", "log_collection_", "deploy_rollback_",
-            "diagnose_", "incident_report_")
+            "diagnose_", "incident_report_", "service_restart_")
 NAME = re.compile(r"(?<![\w.])((?:%s)\w+)" % "|".join(PREFIXES))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _KNOWN = {}
