@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import json
 import os
 import re
@@ -19,16 +20,21 @@ from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 REQUIRED = ("incident_id", "severity", "generated_at", "hosts", "summary")
 FILES = ("report.json", "report.md")
+# The documents the incident_report action adds (``extra``), and the key of each in the returned paths.
+EXTRA = {"postmortem.md": "postmortem", "status-update.md": "status_update", "report.html": "html"}
 # Temporary files safefile.atomic_file leaves only when a run is killed mid-write: ours to clear under the lock.
-STALE = re.compile(r"^\.report\.(json|md)\.[0-9a-f]+\.tmp$")
+STALE = re.compile(r"^\.(report\.json|report\.md|report\.html|postmortem\.md|status-update\.md)\.[0-9a-f]+\.tmp$")
 
 
-def write_report(directory, report):
-    """Write report.json and report.md under ``directory/<incident_id>``; return their paths.
+def write_report(directory, report, extra=None):
+    """Write report.json and report.md, and the documents in ``extra``, under ``directory/<incident_id>``; return
+    their paths (``directory``, ``json``, ``markdown``, and ``postmortem``, ``status_update``, ``html`` for the
+    documents written).
 
-    The incident directory is private (0700, never a symbolic link, ours) and both files are 0600. Both are written
-    to temporary files and renamed into place while holding an exclusive lock on the incident directory, so
-    concurrent runs with one incident id always leave a pair from the same run.
+    ``extra`` is ``{file name: text}``, file names from ``EXTRA`` only. The incident directory is private (0700,
+    never a symbolic link, ours) and every file is 0600. All are written to temporary files and renamed into place
+    while holding an exclusive lock on the incident directory, so concurrent runs with one incident id always leave
+    files from the same run.
 
     Raises ValueError (bad input, or a path safefile refuses) or OSError (cannot write).
     """
@@ -37,7 +43,18 @@ def write_report(directory, report):
     incident_id = str(report["incident_id"])
     if not ID_PATTERN.match(incident_id) or incident_id in (".", ".."):
         raise ValueError("incident id %r may only hold letters, digits, '.', '_' and '-'." % incident_id)
-    texts = (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", incident.report_markdown(report))
+    extra = {} if extra is None else extra
+    if not isinstance(extra, dict):
+        raise ValueError("extra must map file names to their text, got %s." % type(extra).__name__)
+    unknown = sorted(str(name) for name in extra if name not in EXTRA)
+    if unknown:
+        raise ValueError("write_report does not write %s; besides %s it writes only %s." % (
+            ", ".join(unknown), " and ".join(FILES), ", ".join(sorted(EXTRA))))
+    for name, text in extra.items():
+        if not isinstance(text, str):
+            raise ValueError("the text of %s must be a string, got %s." % (name, type(text).__name__))
+    texts = [(FILES[0], json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"), (FILES[1], incident.report_markdown(report))]
+    texts += [(name, extra[name]) for name in sorted(extra)]
     base = os.path.abspath(os.path.expanduser(directory))
     target = os.path.join(base, incident_id)
     fd = safefile.open_dir(target, base=base)
@@ -46,14 +63,15 @@ def write_report(directory, report):
             for name in os.listdir(fd):
                 if STALE.match(name):
                     os.unlink(name, dir_fd=fd)
-            # Both temporary files are complete before either rename, and the renames happen under the lock.
-            with safefile.atomic_file(fd, FILES[0], where=target) as json_file:
-                json_file.write(texts[0].encode("utf-8"))
-                with safefile.atomic_file(fd, FILES[1], where=target) as markdown_file:
-                    markdown_file.write(texts[1].encode("utf-8"))
+            # Every temporary file is complete before any rename, and the renames happen under the lock.
+            with contextlib.ExitStack() as files:
+                for name, text in texts:
+                    files.enter_context(safefile.atomic_file(fd, name, where=target)).write(text.encode("utf-8"))
     finally:
         os.close(fd)
-    return {"directory": target, "json": os.path.join(target, FILES[0]), "markdown": os.path.join(target, FILES[1])}
+    paths = {"directory": target, "json": os.path.join(target, FILES[0]), "markdown": os.path.join(target, FILES[1])}
+    paths.update((EXTRA[name], os.path.join(target, name)) for name in sorted(extra))
+    return paths
 
 
 class ActionModule(ActionBase):

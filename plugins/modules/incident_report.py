@@ -14,11 +14,13 @@ short_description: Build, write and publish the incident report on the controlle
 version_added: 0.2.0
 description:
   - Builds the report from the C(diagnose_result) of every host in O(hosts) (a host without one is unreachable),
-    weighs and classifies it (C(docs/Incident-Severity.md)), writes C(<dir>/<incident_id>/report.json) and C(report.md)
-    as M(agentops.runbooks.write_report) does (0700/0600, never through a symlink, both files under one lock), and
+    weighs and classifies it (C(docs/Incident-Severity.md)), writes C(<dir>/<incident_id>/report.json), C(report.md),
+    the self-contained C(report.html), a C(postmortem.md) draft and a C(status-update.md) as
+    M(agentops.runbooks.write_report) does (0700/0600, never through a symlink, all files under one lock), and
     publishes the compact summary C(agentops_incident) as global C(set_stats) data (AWX keeps it as job artifacts).
+  - Names who to page now from O(escalation), the incident's severity and the time since it started.
   - Misspelled public variables are warnings in the output and in the report; O(ranges) are checked first (one
-    sentence naming the variable, nothing written).
+    sentence naming the variable, nothing written); so is O(escalation).
   - Runs entirely on the controller as an action plugin.
 author:
   - agentops.runbooks developers (@agentops)
@@ -50,6 +52,14 @@ options:
   ranges:
     description: Variables to check before anything is done, each C(name) -> C([low, high]).
     type: dict
+  escalation:
+    description:
+      - Escalation levels (C(agentops_escalation)), each C(contact) and C(severities) (required), C(method),
+        C(after_minutes) (0 to 10080) and C(level).
+      - Omitted or null, the four default levels (on-call engineer, engineering manager, VP engineering, customer
+        support / status page); an empty list pages nobody.
+    type: list
+    elements: dict
 attributes:
   action:
     support: full
@@ -77,12 +87,18 @@ report:
   returned: success
   type: dict
 paths:
-  description: C(directory), C(json) and C(markdown) paths of what was written.
+  description: C(directory), C(json), C(markdown), C(html), C(postmortem) and C(status_update) paths of what was written.
   returned: success
   type: dict
 verdict:
-  description: The verdict in four lines (verdict and why, what was not checked, the two paths).
+  description: The verdict in lines (verdict and why, what was not checked, who to page now, the paths written).
   returned: success
   type: list
   elements: str
+escalation:
+  description:
+    - Who to page - C(severity), C(started), C(started_from), C(elapsed_minutes), C(page_now) and C(later) (the levels
+      still to come, each with C(in_minutes)), C(levels).
+  returned: success
+  type: dict
 """

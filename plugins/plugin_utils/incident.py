@@ -54,6 +54,24 @@ Worked examples (one host, default thresholds):
 * One ``ENOSPC`` line from 20 hours ago: historical, capped at high - at most SEV-3; with the disk now 21% full it
   is contradicted and drops to info - SEV-4.
 * A Node process that grew 60 MB while warming up and then stayed flat: no ``proc.memory_leak`` at all.
+
+Root cause (``root_cause`` in report.json, the section after the verdict in report.md). The catalog's *explains*
+relations (``plugins/module_utils/explains.py``) say which rule explains which, and under what condition: the same host,
+port or application, the cause's first sign before the effect's, the effect within a window of the cause. Over every
+host's weighed findings (not ``info``, ``unknown`` or ``diagnose.*``) each finding that explains another is a candidate;
+the candidates are ranked by how many findings they explain, then the worst severity among those, then the candidate's
+own severity and confidence, then which came first in time. The best is the probable root cause: its chain (cause first,
+each step with its evidence), its fix is the report's *First fix*, the findings it explains are listed under it (and on
+one line per host instead of in full), what it does not explain is named, and a 5-whys draft follows from the chain.
+The root cause never changes the severity. For example, with an application holding 9 of 9 usable PostgreSQL slots
+(``pg.pool_hog``), ``pg.saturation``, "too many clients" in its logs (``log.pg_connections``) and ``ECONNREFUSED`` at its
+callers (``log.econnrefused``): the root cause is ``pg.pool_hog``, explaining the three others.
+
+Timeline (``timeline`` in report.json, its most informative 30 events in report.md): one list per incident, merged
+across hosts and sorted by time - errors per minute (from the log scan), the first and last occurrence of each
+signature, agent process starts, exits, restarts, OOM kills, reboots, the deploy_rollback switch of the run, and the
+moment of the diagnosis. report.json also carries the charts' series: ``error_rates`` per component and minute,
+``memory_samples`` of the leak sampling and ``pg_connections`` per application and state.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -68,6 +86,8 @@ import time
 from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import net_sockets
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import rootcause
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import timeline as tl
 
 STATUSES = ("ok", "partial", "unreachable")
 COLLECTION = "agentops.runbooks"
@@ -415,7 +435,7 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
         raise ValueError("recent_window must be a number of seconds, got %r." % (recent_window,))
     generated_at = generated_at or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     now = _epoch(generated_at) or time.time()
-    records = {}
+    records, contexts = {}, {}
     for host in hosts:
         try:
             host_vars = hostvars[host]
@@ -428,10 +448,14 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
             context = host_context(host, record, host_vars)
         except (KeyError, AttributeError, TypeError):
             context = {"host": host}
+        contexts[host] = context
         records[host] = assess(copy.deepcopy(dict(record)), now, recent_window, context)
         if isinstance(rollback, dict):  # deploy_rollback ran earlier in the same run
             records[host]["rollback"] = rollback
     severity, reason = incident_severity(records, ratio)
+    root_cause, explained = rootcause.analyze(records, contexts)
+    for (host, index), (cause_host, cause_rule) in explained.items():
+        records[host]["findings"][index]["explained_by"] = {"host": cause_host, "rule": cause_rule}
     by_severity = dict((name, 0) for name in fm.SEVERITIES)
     by_rule = {}
     for record in records.values():
@@ -464,6 +488,11 @@ def incident_report(hostvars, hosts, incident_id, generated_at=None, sev1_host_r
         "hosts": records,
         "summary": {"hosts": host_counts, "by_severity": by_severity, "by_rule": dict(sorted(by_rule.items()))},
         "warnings": [str(w) for w in (warnings or [])],
+        "root_cause": root_cause,
+        "timeline": tl.events(records, generated_at),
+        "error_rates": tl.error_rates(records),
+        "memory_samples": tl.memory_samples(records),
+        "pg_connections": tl.pg_connections(records),
     }
 
 
@@ -583,6 +612,12 @@ def _not_checked(spots):
 
 
 def _first_fix(report):
+    cause = report.get("root_cause")
+    if cause and cause.get("first_fix"):
+        fix = cause["first_fix"]
+        action = "`%s` - " % fix["command"] if fix.get("command") else ""
+        summary = fix.get("summary") or "see the root cause below"
+        return "%s%s (`%s` on %s, the probable root cause)" % (action, summary, fix["rule"], fix["host"])
     item, host = first_fix(report)
     if item is None:
         return "none needed: no problem was found." if report.get("visibility") == "full" else \
@@ -592,8 +627,94 @@ def _first_fix(report):
     return "%s - %s (`%s` on %s)" % (action, fix.get("summary") or item["title"], item["id"], host)
 
 
+def _listed(items, limit=8):
+    """``rule`` on host (title); ... for the root cause's lists, at most ``limit`` then how many more."""
+    shown = "; ".join("`%s` on %s (%s)" % (i["rule"], i["host"], i.get("title")) for i in items[:limit])
+    return shown + ("; and %d more" % (len(items) - limit) if len(items) > limit else "")
+
+
+def _chain_text(cause):
+    return " -> ".join("`%s`" % step["rule"] for step in cause["chain"])
+
+
+def _root_cause_lines(report):
+    """The "Probable root cause" section: the chain step by step, the fix first, what it does not explain, 5 whys."""
+    out = ["## Probable root cause", ""]
+    cause = report.get("root_cause")
+    if not cause:
+        real = any(f.get("severity") not in ("info", "unknown") and not f.get("id", "").startswith("diagnose.")
+                   for r in report["hosts"].values() for f in r.get("findings") or [])
+        out += ["None found: %s" % ("no finding explains another, so each is listed on its own under its host below."
+                                    if real else "no problem was found."), ""]
+        return out
+    root = cause["chain"][0]
+    hosts = sorted(set(step["host"] for step in cause["chain"]))
+    out += ["**`%s` on %s: %s** - explains %d other finding(s)%s." % (
+        root["rule"], root["host"], root["title"], cause["explains_count"],
+        " across %d hosts" % len(hosts) if len(hosts) > 1 else ""), ""]
+    for number, step in enumerate(cause["chain"], 1):
+        when = ", first seen %s" % step["first_seen"] if step.get("first_seen") else ""
+        out.append("%d. [%s] `%s` on %s%s: %s" % (number, str(step["severity"]).upper(), step["rule"], step["host"], when,
+                                                  step["evidence_line"]))
+    on_chain = set((step["host"], step["finding_index"]) for step in cause["chain"])
+    others = [{"rule": f["id"], "host": host, "title": f["title"]} for host, record in sorted(report["hosts"].items())
+              for index, f in enumerate(record.get("findings") or []) if f.get("explained_by") and (host, index) not in on_chain]
+    if others:
+        out += ["", "Also explained by it: %s." % _listed(others)]
+    fix = cause["first_fix"]
+    out += ["", "**Fix first:** %s%s (`%s` on %s)." % (
+        fix.get("summary") or "see the finding", "" if fix.get("command") else " (no command: see the finding)", fix["rule"], fix["host"])]
+    if fix.get("command"):
+        out += ["", "```sh", fix["command"], "```"]
+    if fix.get("playbook"):
+        out += ["", "Playbook: `%s`" % fix["playbook"]]
+    missing = cause.get("not_explained") or []
+    out += ["", "**What it does not explain:** %s" % (_listed(missing) + "." if missing else "nothing else was found."), "",
+            "**5 whys (draft, to confirm):**", ""]
+    out += ["%d. %s" % (number, why) for number, why in enumerate(cause.get("whys") or [], 1)]
+    if cause.get("alternatives"):
+        out += ["", "**Other possible chains:** %s." % "; ".join("%s (explains %d)" % (_chain_text(alt), alt["explains_count"])
+                                                                 for alt in cause["alternatives"])]
+    return out + [""]
+
+
+def _timeline_lines(report, limit=30):
+    """The "Timeline" section, compact: the most informative events (timeline.compact), the rest in report.json."""
+    events = report.get("timeline") or []
+    out = ["## Timeline", ""]
+    if not events:
+        return out + ["No event with a time was recorded.", ""]
+    shown, left = tl.compact(events, limit)
+    days = sorted(set(e["time"][:10] for e in shown))
+    out.append("Times are UTC%s." % (" on %s" % days[0] if len(days) == 1 else ""))
+    out.append("")
+    for event in shown:
+        when = event["time"][11:19] if len(days) == 1 else event["time"][:19].replace("T", " ")
+        out.append("- %s %s%s: %s" % (when, event["kind"], " on %s" % event["host"] if event.get("host") else "", event["what"]))
+    if left:
+        out += ["", "%d more in report.json." % left]
+    return out + [""]
+
+
+def _findings_cell(findings):
+    """The host table's findings cell: counts per severity, then the worst three rule ids (not every id)."""
+    real = [f for f in findings if f.get("severity") != "info"]
+    if not real:
+        return "-"
+    counts = {}
+    for item in real:
+        counts[item["severity"]] = counts.get(item["severity"], 0) + 1
+    ids = []
+    for item in fm.ordered(real):
+        if item["id"] not in ids:
+            ids.append(item["id"])
+    text = ", ".join("%d %s" % (counts[s], s) for s in fm.SEVERITIES if counts.get(s))
+    return "%s: %s%s" % (text, ", ".join("`%s`" % i for i in ids[:3]), " and %d more rule(s)" % (len(ids) - 3) if len(ids) > 3 else "")
+
+
 def report_markdown(report):
-    """The human report: verdict first, then per host the findings worst first."""
+    """The human report: verdict first, then the probable root cause and the timeline, then per host the findings worst
+    first (those the root cause explains on one line)."""
     summary = report["summary"]
     hosts = summary["hosts"]
     sev = summary["by_severity"]
@@ -613,14 +734,15 @@ def report_markdown(report):
     ]
     if report.get("warnings"):
         out += ["**Warnings:**", ""] + ["- %s" % w for w in report["warnings"]] + [""]
+    out += _root_cause_lines(report)
+    out += _timeline_lines(report)
     out += [
         "| Host | Status | Worst | Findings |",
         "| --- | --- | --- | --- |",
     ]
     order = sorted(report["hosts"].items(), key=lambda kv: (fm.SEVERITY_ORDER.get(fm.worst(kv[1]["findings"]), 99), kv[0]))
     for name, record in order:
-        ids = ", ".join(sorted(set(f["id"] for f in record["findings"] if f["severity"] != "info"))) or "-"
-        out.append("| %s | %s | %s | %s |" % (name, record["status"], fm.worst(record["findings"]) or "-", ids))
+        out.append("| %s | %s | %s | %s |" % (name, record["status"], fm.worst(record["findings"]) or "-", _findings_cell(record["findings"])))
     for name, record in order:
         out += ["", "## %s (%s)" % (name, record["status"]), ""]
         rollback = record.get("rollback")
@@ -636,7 +758,11 @@ def report_markdown(report):
         if not record["findings"]:
             out.append("No findings.")
             continue
-        for number, item in enumerate(record["findings"], 1):
+        explained = [f for f in record["findings"] if f.get("explained_by")]
+        if explained:
+            out += ["**Explained by the root cause:** %s." % "; ".join("[%s] `%s` %s%s" % (
+                f["severity"].upper(), f["id"], f["title"], " (%s)" % f["subject"] if f.get("subject") else "") for f in explained), ""]
+        for number, item in enumerate([f for f in record["findings"] if not f.get("explained_by")], 1):
             subject = " (%s)" % item["subject"] if item.get("subject") else ""
             out += [
                 "### %d. [%s] `%s`: %s%s" % (number, item["severity"].upper(), item["id"], item["title"], subject),

@@ -133,3 +133,79 @@ def test_200_concurrent_runs_with_one_incident_id_never_leave_a_mixed_pair(tmp_p
     assert sorted(os.listdir(target)) == ["report.json", "report.md"]  # no temporary file or directory left behind
     for name in ("report.json", "report.md"):
         assert stat.S_IMODE(os.stat(os.path.join(target, name)).st_mode) == 0o600
+
+
+# ------------------------------------------------------------------ the documents the incident_report action adds
+DOCUMENTS = {"postmortem.md": "# Postmortem\n", "status-update.md": "# Status\n", "report.html": "<!DOCTYPE html>\n"}
+
+
+def test_extra_documents_are_written_with_the_same_guarantees(tmp_path):
+    paths = action.write_report(str(tmp_path / "incidents"), report(), extra=DOCUMENTS)
+    assert sorted(os.listdir(paths["directory"])) == ["postmortem.md", "report.html", "report.json", "report.md", "status-update.md"]
+    for key, name in (("postmortem", "postmortem.md"), ("status_update", "status-update.md"), ("html", "report.html")):
+        assert paths[key] == os.path.join(paths["directory"], name)
+        assert stat.S_IMODE(os.stat(paths[key]).st_mode) == 0o600
+        with open(paths[key]) as handle:
+            assert handle.read() == DOCUMENTS[name]
+    assert stat.S_IMODE(os.stat(paths["directory"]).st_mode) == 0o700
+
+
+@pytest.mark.parametrize("extra, sentence", [
+    ({"notes.txt": "x"}, "write_report does not write notes.txt; besides report.json and report.md it writes only postmortem.md, "
+                         "report.html, status-update.md."),
+    ({"../postmortem.md": "x"}, "write_report does not write ../postmortem.md"),
+    ({"report.json": "{}"}, "write_report does not write report.json"),
+    ({"postmortem.md": b"bytes"}, "the text of postmortem.md must be a string, got bytes."),
+    (["postmortem.md"], "extra must map file names to their text, got list."),
+])
+def test_unknown_or_bad_extra_files_are_refused_before_anything_is_written(tmp_path, extra, sentence):
+    with pytest.raises(ValueError) as err:
+        action.write_report(str(tmp_path / "incidents"), report(), extra=extra)
+    assert sentence in str(err.value)
+    assert not (tmp_path / "incidents").exists()
+
+
+def test_a_symlinked_document_is_refused_and_nothing_is_replaced(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    target = tmp_path / "incidents" / "INC-1"
+    target.mkdir(parents=True)
+    os.symlink(str(victim), str(target / "report.html"))
+    with pytest.raises(ValueError) as err:
+        action.write_report(str(tmp_path / "incidents"), report(), extra=DOCUMENTS)
+    assert "report.html: it is a symbolic link" in str(err.value)
+    assert victim.read_text() == "precious" and sorted(os.listdir(str(target))) == ["report.html"]
+
+
+def test_stale_temporary_documents_are_cleared(tmp_path):
+    target = tmp_path / "incidents" / "INC-1"
+    target.mkdir(parents=True)
+    for name in (".report.html.0123456789ab.tmp", ".postmortem.md.0123456789ab.tmp", ".status-update.md.0123456789ab.tmp"):
+        (target / name).write_text("left by a killed run")
+    (target / ".keep.0123456789ab.tmp").write_text("not ours")
+    action.write_report(str(tmp_path / "incidents"), report(), extra=DOCUMENTS)
+    assert sorted(os.listdir(str(target))) == [
+        ".keep.0123456789ab.tmp", "postmortem.md", "report.html", "report.json", "report.md", "status-update.md"]
+
+
+def _documents_writer(args):
+    directory, marker, barrier = args
+    barrier.wait()
+    action.write_report(directory, report_with_marker(marker), extra=dict((name, "run-%03d\n" % marker) for name in DOCUMENTS))
+
+
+def test_concurrent_runs_leave_all_five_files_from_one_run(tmp_path):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    directory = str(tmp_path / "incidents")
+    runs = 60
+    barrier = threading.Barrier(runs)
+    with ThreadPoolExecutor(max_workers=runs) as pool:
+        list(pool.map(_documents_writer, [(directory, marker, barrier) for marker in range(runs)]))
+    target = os.path.join(directory, "INC-RACE")
+    with open(os.path.join(target, "report.json")) as handle:
+        marker = json.load(handle)["generated_at"]
+    for name in DOCUMENTS:
+        with open(os.path.join(target, name)) as handle:
+            assert handle.read() == marker + "\n", name
+    assert len(os.listdir(target)) == 5

@@ -111,7 +111,7 @@ def test_markdown_verdict_first_then_hosts_worst_first_with_fix_commands():
     assert lines[0] == "# Incident INC-42: SEV-2"
     assert lines[1].startswith("- **Verdict:** SEV-2 - ")
     sections = [line for line in lines if line.startswith("## ")]
-    assert sections == ["## db-1 (unreachable)", "## web-1 (ok)", "## web-2 (partial)"]
+    assert sections == ["## Probable root cause", "## Timeline", "## db-1 (unreachable)", "## web-1 (ok)", "## web-2 (partial)"]
     web1 = text.index("## web-1")
     assert text.index("[HIGH]", web1) < text.index("[INFO]", web1)
     assert "```sh" in text and "- **Docs:**" in text
