@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import math
 import re
 
 # Words that write from inside a SELECT (a data-modifying WITH, SELECT INTO), and functions with side effects a
@@ -111,7 +112,7 @@ def epoch(value, now=None):
             number = float(stripped)
         except ValueError:
             return _iso(stripped)
-    if number is None or number != number:
+    if number is None or math.isnan(number):
         return None
     for scale in (1.0, 1000.0, 1000000.0):
         seconds = number / scale

@@ -32,6 +32,17 @@ SOCKETS = {"docker": ("DOCKER_HOST", ("/var/run/docker.sock", "/run/docker.sock"
 BODY_MAX = 32 * 1024 * 1024
 
 
+def podman_has_state(environ=None):
+    """True when podman has storage to read (its own configuration, a remote socket, or a storage directory). The podman
+    client creates its storage on first use, so a diagnosis asks it only then: diagnosis never changes a host."""
+    environ = os.environ if environ is None else environ
+    if environ.get("CONTAINERS_STORAGE_CONF") or environ.get("CONTAINER_HOST"):
+        return True
+    home = environ.get("HOME") or os.path.expanduser("~")
+    data = environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    return any(os.path.isdir(path) for path in ("/var/lib/containers/storage", os.path.join(data, "containers", "storage")))
+
+
 def socket_path(runtime, environ=None):
     """The unix socket of a runtime's Engine API (from DOCKER_HOST / CONTAINER_HOST when unix://, else the usual
     places), or None when none exists."""

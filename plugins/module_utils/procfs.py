@@ -288,7 +288,13 @@ INLINE_CODE = frozenset(("-e", "--eval", "-p", "--print", "-c"))
 
 def program_names(comm, argv):
     """The names a process's program goes by: its name, the basename of argv[0], and - only when argv[0]
-    is an interpreter - the basename of the script it runs (its first argument that is not an option)."""
+    is an interpreter - the basename of the script it runs (its first argument that is not an option).
+
+    A process that retitled itself (pm2's fork mode sets ``process.title`` to ``node /srv/app.js``) has one argv
+    string with spaces and a name cut from it: both are read as the command line they spell."""
+    if argv and len(argv) == 1 and " " in argv[0].strip():
+        argv = argv[0].split()
+        comm = comm.split()[0] if comm and " " in comm else comm
     names = [comm]
     if argv:
         first = os.path.basename(argv[0])

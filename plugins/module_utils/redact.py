@@ -55,7 +55,7 @@ _ENDINGS = (("password", "password"), ("passwd", "password"), ("pwd", "password"
             ("credential", "credential"), ("cookie", "session"), ("auth", "auth"))
 _KEY_QUALIFIERS = frozenset(("api", "access", "private", "secret", "account", "client", "signing", "encryption", "master",
                              "app", "auth", "service", "subscription", "license", "shared", "storage", "consumer",
-                             "webhook", "hmac", "sas", "session", "admin", "write", "deploy", "ingest"))
+                             "webhook", "hmac", "sas", "session", "admin", "write", "deploy", "ingest", "routing", "integration"))
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _KIND_CACHE = {}
 

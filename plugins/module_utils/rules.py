@@ -25,7 +25,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.agentops.runbooks.plugins.module_utils import rules_endpoints, rules_node, rules_services, rules_spawn
+from ansible_collections.agentops.runbooks.plugins.module_utils import (rules_containers, rules_coordination, rules_endpoints, rules_k8s, rules_node,
+                                                                        rules_services, rules_spawn)
 
 DOCS_PAGE = "docs/Production-Debugging-Playbooks.md"
 
@@ -586,7 +587,7 @@ RULES = {
             'Two causes. On Windows, Node 18.20.2 / 20.12.2 / 21.7.3 and later refuse to spawn .bat/.cmd files (npm.cmd, npx.cmd) '
             'without shell: true (CVE-2024-27980): spawn with shell: true and quoted arguments, or through cmd.exe /d /s /c; never '
             'downgrade Node. On Linux the kernel refuses the spawn options: typically a uid/gid the process\'s user namespace does '
-            'not map (a container started with userns remapping, or spawn({uid, gid}) with ids that do not exist there). The spawn '
+            'not map (a container started with userns remapping, or spawn() uid/gid options with ids that do not exist there). The spawn '
             'family says which cause applies on this host (the report\'s "now:").'
         ),
         "fix": {
@@ -1045,6 +1046,83 @@ RULES = {
         },
         "thresholds": {'high': 1},
     },
+    'log.coordination_failed': {
+        "category": "log",
+        "title": 'Agent coordination failing',
+        "signature": r'\b(?:[Cc]oordination[_ ]failed|CoordinationFailed\w*|COORDINATION_FAILED)\b',
+        "hints": ('oordination failed', 'oordination_failed', 'CoordinationFailed', 'COORDINATION_FAILED'),
+        "examples": (
+            'coordination_failed: no agent accepted task t-4711 after 3 attempts',
+            'Error: Coordination failed for conversation conv-9 (leader lost)',
+            'CoordinationFailedError: quorum not reached (2/5 agents)',
+            '{"level":50,"code":"COORDINATION_FAILED","msg":"plan could not be distributed"}',
+        ),
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "The coordinator could not hand out or gather work: the bus it uses (Redis, RabbitMQ, the database) is down or "
+            "slow, no agent answered in time, or the agents disagree on the plan. The coordination findings (queues, "
+            "heartbeats, stuck tasks) say which: all heartbeats stale points at the bus, some at those agents."
+        ),
+        "fix": {
+            "summary": "Check the coordination findings of the same hosts first (queues, heartbeats, stuck tasks), then the bus itself.",
+            "command": ["grep -hE '[Cc]oordination[_ ]failed|CoordinationFailed|COORDINATION_FAILED' {file} | tail -n 20",
+                        "ss -tn '( dport = :6379 or dport = :5672 or dport = :5432 )' | head -n 20"],
+            "playbook": None,
+        },
+        "thresholds": {'medium': 1, 'high': 20},
+    },
+    'log.assignment_timeout': {
+        "category": "log",
+        "title": 'Task assignments timing out',
+        "signature": r'\b(?:[Aa]ssignment (?:timed out|timeout)|ASSIGNMENT_TIMEOUT|AssignmentTimeout\w*|assignment_timeout)\b',
+        "hints": ('ssignment timed out', 'ssignment timeout', 'ASSIGNMENT_TIMEOUT', 'AssignmentTimeout', 'assignment_timeout'),
+        "examples": (
+            'task t-4711 assignment timed out: no agent claimed it',
+            'Assignment timeout for task t-12 (agent code-review did not ack within 30s)',
+            'AssignmentTimeoutError: task t-88 was not accepted',
+            'error code=ASSIGNMENT_TIMEOUT task=t-9',
+            'scheduler: assignment_timeout task=t-31 agent=agent-b',
+        ),
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "A task was offered to an agent (or put on its queue) and nobody claimed or acknowledged it in time: the "
+            "agents are busy on stuck tasks, down, or consume another queue; or the claim reached them but the "
+            "acknowledgement was lost on the way back (a broken connection to the bus)."
+        ),
+        "fix": {
+            "summary": "Look at the agents' queues and heartbeats (coordination findings) and at tasks stuck in a running state.",
+            "command": ["grep -hE '[Aa]ssignment (timed out|timeout)|ASSIGNMENT_TIMEOUT|AssignmentTimeout|assignment_timeout' {file} | tail -n 20",
+                        "ps -eo pid,ppid,etimes,stat,args --sort=-etimes | grep -E '[c]laude|[n]ode' | head -n 20"],
+            "playbook": None,
+        },
+        "thresholds": {'low': 1, 'medium': 10, 'high': 100},
+    },
+    'log.agent_not_responding': {
+        "category": "log",
+        "title": 'Agents not responding',
+        "signature": r'\b[Aa]gent\b[^\n]{0,60}?\bnot responding\b|\b(?:AGENT_NOT_RESPONDING|agent_not_responding|AgentNotResponding\w*)\b',
+        "hints": ('not responding', 'AGENT_NOT_RESPONDING', 'agent_not_responding', 'AgentNotResponding'),
+        "examples": (
+            'agent not responding; agent-b missed 3 heartbeats',
+            'Agent code-review (pid 4242) is not responding, reassigning task t-17',
+            'AgentNotRespondingError: agent-c did not answer the ping',
+            '{"level":40,"event":"agent_not_responding","agent":"agent-b"}',
+            'code=AGENT_NOT_RESPONDING agent=agent-c',
+        ),
+        "symptom": '{count} log entr(ies) since {first_seen} (last {last_seen}) in {components}: {example}',
+        "diagnosis": (
+            "The coordinator gave up on an agent: missed heartbeats or an unanswered ping. The agent is down, hung (a "
+            "blocked event loop, a CLI child that never exits) or cut off from the bus. Many agents at once points at "
+            "the bus or the coordinator, not the agents."
+        ),
+        "fix": {
+            "summary": "Check the named agents' processes (state, CPU, children) and their last log lines; compare with the heartbeat findings.",
+            "command": ["grep -hE '[Aa]gent.{{0,60}}not responding|AGENT_NOT_RESPONDING|agent_not_responding|AgentNotResponding' {file} | tail -n 20",
+                        "ps -eo pid,ppid,etimes,stat,pcpu,args --sort=-etimes | grep -E '[c]laude|[n]ode' | head -n 20"],
+            "playbook": None,
+        },
+        "thresholds": {'medium': 1, 'high': 10},
+    },
     "log.error_rate": {
         "category": "log",
         "title": "Share of errors in the logs",
@@ -1149,7 +1227,7 @@ def _merge(parts):
             RULES[rule_id] = rule
 
 
-_merge((rules_node, rules_spawn, rules_services, rules_endpoints))
+_merge((rules_node, rules_spawn, rules_services, rules_endpoints, rules_containers, rules_k8s, rules_coordination))
 
 
 def anchor(rule_id):

@@ -35,7 +35,7 @@ options:
     description: The signal families to run.
     type: list
     elements: str
-    choices: [host, process, pg, logs, node, spawn, services, endpoints]
+    choices: [host, process, pg, logs, node, spawn, services, endpoints, k8s, containers, coordination]
     default: [host, process]
   families:
     description:

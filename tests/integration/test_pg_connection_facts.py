@@ -34,7 +34,9 @@ def test_healthy_server_through_each_client(pg_server, client):
     assert facts["slots"]["max_connections"] == 12 and facts["slots"]["usable"] == 9
     assert facts["timeouts"]["statement_timeout"] == "0"  # the server's value, not the audit's own bound
     assert "pg.saturation" not in by_id(result)
-    assert by_id(result)["pg.missing_timeouts"][0]["severity"] == "low"
+    missing = by_id(result)["pg.missing_timeouts"][0]
+    assert missing["severity"] == "low"
+    assert "pg_connections_role_timeouts" in missing["fix"]["command"] and "idle_in_transaction_session_timeout" in missing["fix"]["command"]
 
 
 def test_too_many_clients_is_reproduced_and_diagnosed(pg_server, sessions):
@@ -48,6 +50,8 @@ def test_too_many_clients_is_reproduced_and_diagnosed(pg_server, sessions):
     hog = found["pg.pool_hog"][0]
     assert hog["evidence"]["application"] == "manager" and hog["evidence"]["count"] == 9 and hog["severity"] == "high"
     assert "9 usable slots" in hog["diagnosis"]
+    # the printed remediation caps exactly this application's idle sessions (one quoted -e argument)
+    assert "-e '{\"pg_connections_idle_caps\": [{\"application\": \"manager\", \"max_idle\": 2}]}'" in hog["fix"]["command"]
     # A non-superuser now only finds the reserved slots: the PostgreSQL 15 wording.
     refused = by_id(audit(pg_server, user="agent"))["pg.too_many_clients"][0]
     assert refused["severity"] == "critical" and refused["evidence"]["kind"] == "reserved_slots"

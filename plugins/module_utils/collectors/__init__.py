@@ -26,8 +26,11 @@ import time
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.containers import ContainersFamily
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.coordination import CoordinationFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.endpoints import EndpointsFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.host import HostFamily
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.k8s import K8sFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.logs import LogsFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.node import NodeFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.pg import PgFamily
@@ -35,7 +38,8 @@ from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.proce
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.services import ServicesFamily
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.spawn import SpawnFamily
 
-FAMILIES = (HostFamily(), ProcessFamily(), PgFamily(), LogsFamily(), NodeFamily(), SpawnFamily(), ServicesFamily(), EndpointsFamily())
+FAMILIES = (HostFamily(), ProcessFamily(), PgFamily(), LogsFamily(), NodeFamily(), SpawnFamily(), ServicesFamily(), EndpointsFamily(), K8sFamily(),
+            ContainersFamily(), CoordinationFamily())
 BY_NAME = dict((family.name, family) for family in FAMILIES)
 NAMES = tuple(family.name for family in FAMILIES)
 COMMON = dict(thresholds=dict(type="dict", default={}), redaction_key=dict(type="str", no_log=True))

@@ -99,9 +99,16 @@ class ContainersCollector(object):
                 self._incomplete("%s containers (%s)" % (runtime, engine.where), fm.describe(exc))
         return {"facts": facts, "findings": fm.ordered(self.findings), "incomplete": self.incomplete}
 
+    def podman_has_state(self):
+        return ce.podman_has_state(self.environ)
+
     def engine(self, runtime):
         """(engine, state, listed containers) of one runtime: its client, else its API socket, else not present."""
         binary = self.find(runtime)
+        if binary and runtime == "podman" and not self.podman_has_state():
+            # Diagnosis never changes a host: the podman client creates its storage on first use, so a podman that has
+            # never stored anything is not asked (it has no containers).
+            return None, "present, never used (no container storage)", None
         if binary:
             engine = ce.Cli(runtime, binary, self.runner, self.timeout)
         else:

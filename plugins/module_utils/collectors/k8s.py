@@ -109,7 +109,7 @@ class K8sCollector(object):
 
     def _add(self, rule_id, evidence, subject, value=None):
         evidence = dict(evidence, context=self.context)
-        if (fm.RULES[rule_id].get("thresholds") or {}) and value is not None:
+        if fm.RULES[rule_id].get("thresholds") and value is not None:
             found = fm.graded(rule_id, value, evidence, self.thresholds, subject=subject)
         else:
             found = fm.make(rule_id, None, evidence, subject=subject, overrides=self.thresholds)

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import time
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
@@ -95,7 +96,10 @@ class Audit(object):
         facts["longest_active"] = self.long_queries(sessions)
         self.deadlocks(facts["databases"])
         if str(settings.get("idle_in_transaction_session_timeout", "0")) == "0":
-            self.findings.append(fm.make("pg.missing_timeouts", "low", dict(facts["timeouts"])))
+            evidence = dict(facts["timeouts"])
+            evidence["role_timeouts"] = json.dumps({"pg_connections_role_timeouts": [dict(
+                _busiest(sessions), idle_in_transaction_session_timeout="5min")]}, sort_keys=True)
+            self.findings.append(fm.make("pg.missing_timeouts", "low", evidence))
         if facts["hidden_sessions"]:
             self.findings.append(fm.make("pg.limited_privileges", "unknown", {
                 "hidden": facts["hidden_sessions"], "sessions": len(sessions), "user": snap["current_user"]}))
@@ -109,8 +113,11 @@ class Audit(object):
             if len(group) < 3 or app == pg.APPLICATION_NAME:
                 continue
             share = round(100.0 * len(group) / slots["usable"], 1)
+            # the remediation that caps this application's idle sessions (oldest first) at a quarter of what it holds
+            caps = {"pg_connections_idle_caps": [{"application": app, "max_idle": max(1, len(group) // 4)}]}
             self.add("pg.pool_hog", share, {
                 "application": app, "count": len(group), "usable": slots["usable"], "share": share,
+                "idle_caps": json.dumps(caps, sort_keys=True),
                 "idle": sum(1 for s in group if s["state"] == "idle"),
                 "idle_in_transaction": sum(1 for s in group if s["state"] in IDLE_IN_TRANSACTION),
                 "active": sum(1 for s in group if s["state"] == "active"),
@@ -216,6 +223,18 @@ def audit(params, connect, thresholds=None, top_n=10, redaction_key=None):
     facts.update(target=target, client=conn.client)
     # Defence in depth: every string once more (application names, errors, evidence), same placeholders.
     return worker.redactor.data({"facts": facts, "findings": fm.ordered(worker.findings), "incomplete": []})
+
+
+def _busiest(sessions):
+    """Where to set the timeouts: the role with the most client sessions (never ours), else its database."""
+    users = {}
+    for session in sessions:
+        if session.get("application") != pg.APPLICATION_NAME and session.get("user"):
+            users[session["user"]] = users.get(session["user"], 0) + 1
+    if users:
+        return {"role": sorted(users.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]}
+    databases = sorted(set(s.get("database") for s in sessions if s.get("database")))
+    return {"in_database": databases[0]} if databases else {"in_database": "postgres"}
 
 
 class PgFamily(object):

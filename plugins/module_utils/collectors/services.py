@@ -25,7 +25,7 @@ import sys
 import time
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
-from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
+from ansible_collections.agentops.runbooks.plugins.module_utils import ctr_engine, procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils import svc_parse as sp
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, truncate
 
@@ -391,6 +391,9 @@ class ServicesCollector(object):
             binary = find_bin(runtime)
             if not binary:
                 facts[runtime] = {"state": "not present"}
+                continue
+            if runtime == "podman" and not ctr_engine.podman_has_state():
+                facts[runtime] = {"state": "present, never used (no container storage)"}  # asking would create it
                 continue
             try:
                 self.runtime(runtime, binary, facts)

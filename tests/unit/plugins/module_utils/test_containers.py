@@ -1,5 +1,7 @@
 """The containers family's pure parts: inspect parsing, exit codes and signals, resolv.conf, write permissions, the
 Engine API log stream, fdinfo flags; the family's input checks, and "not present" when no runtime exists."""
+import os
+
 import pytest
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import ctr_engine as ce
@@ -93,6 +95,17 @@ def test_no_runtime_is_not_present_and_healthy():
     result = collector.run()
     assert result["facts"]["runtimes"] == {"docker": "not present", "podman": "not present"}
     assert result["findings"] == [] and result["incomplete"] == []
+
+
+def test_a_podman_that_never_stored_anything_is_not_asked(tmp_path, monkeypatch):
+    """Diagnosis changes nothing: the podman client creates its storage on first use, so without storage it is not run."""
+    calls = []
+    monkeypatch.setattr(os.path, "isdir", lambda path, real=os.path.isdir: False if "containers/storage" in str(path) else real(path))
+    collector = ContainersCollector(procfs.ProcFS("/proc"), procfs.CgroupFS("/sys/fs/cgroup"), runtimes=["podman"],
+                                    find=lambda name: "/usr/bin/" + name, runner=lambda *a, **k: calls.append(a) or (0, "[]", ""),
+                                    environ={"HOME": str(tmp_path)})
+    result = collector.run()
+    assert result["facts"]["runtimes"] == {"podman": "present, never used (no container storage)"} and calls == []
 
 
 def test_family_refuses_bad_options():

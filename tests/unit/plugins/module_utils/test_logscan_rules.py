@@ -178,6 +178,4 @@ def test_every_template_key_of_the_whole_catalog_is_evidence_or_host_context():
 
 
 # Gaps found by the test above and owned by another part of the catalog; each must go from here when it is fixed.
-KNOWN_GAPS = set([
-    "pg.missing_timeouts: {role_timeouts}",  # collectors/pg.py emits the settings, no role_timeouts: the rule never has a command
-])
+KNOWN_GAPS = set()

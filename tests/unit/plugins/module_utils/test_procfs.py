@@ -81,6 +81,9 @@ def test_pid_2_and_its_children_are_ordinary_processes_in_a_pid_namespace(fake_p
     ("python3", ["python3", "/opt/tools/claude"], "claude", True),
     ("MainThread", ["claude"], "claude", True),  # argv[0]
     ("claude", [], "claude", True),  # comm
+    ("node /srv/app.j", ["node /srv/app.js"], "node", True),  # retitled by pm2's fork mode (process.title)
+    ("node /srv/app.j", ["node /srv/app.js"], "app.js", True),
+    ("tail -f /var/lo", ["tail -f /var/log/node"], "node", False),  # still never an ordinary argument
 ])
 def test_patterns_match_the_program_never_an_ordinary_argument(comm, argv, pattern, expected):
     assert procfs.is_agent(procfs.compile_patterns([pattern]), comm, argv) is expected
