@@ -18,11 +18,11 @@ export PATH := $(BIN):$(PATH)
 ARGS ?=
 RESULTS := $(CURDIR)/tests/output/junit
 
-.PHONY: help diagnose test lint sanity unit integration molecule bench docs docs-check build clean
+.PHONY: help diagnose test lint sanity unit integration molecule matrix bench docs docs-check build clean
 
 help:
 	@echo "make diagnose   set up, diagnose this machine, write an incident report under ./incidents"
-	@echo "make test       set up and run every test: lint, sanity, unit, integration, molecule"
+	@echo "make test       set up and run every test: lint, sanity, unit, integration, molecule, matrix"
 	@echo "make bench      benchmarks (ratios against baselines measured in the same run)"
 
 $(VENV)/.core: requirements.txt
@@ -42,10 +42,21 @@ $(LINK):
 .system-deps:
 	bash scripts/system_deps.sh
 
-# npm tools the tests run for real (pm2), pinned, under .cache/npm-tools.
-.PHONY: .npm-tools
+# npm tools the tests run for real (pm2), pinned, under .cache/npm-tools; podman with its state and a tiny local
+# image under .cache/podman (no registry).
+.PHONY: .npm-tools .podman
 .npm-tools: .system-deps
 	bash scripts/npm_tools.sh >/dev/null
+.podman: .system-deps
+	bash scripts/podman_setup.sh >/dev/null
+# ansible-rulebook (and ansible-builder) for the EDA and execution-environment tests, in .cache/venv-eda.
+.PHONY: .eda
+.eda: .system-deps
+	bash scripts/eda_setup.sh >/dev/null
+# moto's S3-compatible server for the report-upload tests, in .cache/venv-moto.
+.PHONY: .moto
+.moto: .system-deps
+	bash scripts/moto_setup.sh >/dev/null
 
 diagnose: $(VENV)/.core $(LINK)
 	$(BIN)/ansible-playbook playbooks/diagnose.yml -i inventories/localhost.yml $(ARGS)
@@ -54,9 +65,9 @@ diagnose: $(VENV)/.core $(LINK)
 # any layer or scenario that did not run.
 test:
 	rm -rf $(RESULTS)
-	@status=0; $(MAKE) --no-print-directory -k lint sanity unit integration molecule || status=$$?; \
+	@status=0; $(MAKE) --no-print-directory -k lint sanity unit integration molecule matrix || status=$$?; \
 	echo "Tests per layer (measured in this run):"; \
-	$(BIN)/python scripts/test_summary.py $(RESULTS) $(notdir $(patsubst %/,%,$(wildcard molecule/*/))) || status=1; \
+	$(BIN)/python scripts/test_summary.py $(RESULTS) $(filter-out default,$(notdir $(patsubst %/,%,$(wildcard extensions/molecule/*/)))) || status=1; \
 	exit $$status
 
 lint: $(VENV)/.test $(LINK)
@@ -85,7 +96,7 @@ sanity: $(VENV)/.test build
 unit: $(VENV)/.test $(LINK) .system-deps
 	$(PIDNS) $(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/unit.xml tests/unit
 
-integration: $(VENV)/.test $(LINK) .system-deps .npm-tools
+integration: $(VENV)/.test $(LINK) .system-deps .npm-tools .podman .eda .moto
 	$(PIDNS) $(BIN)/pytest -p no:cacheprovider --junitxml=$(RESULTS)/integration.xml tests/integration
 
 # Every scenario runs (one failing does not hide the others), each in its own PID namespace, with
@@ -93,12 +104,21 @@ integration: $(VENV)/.test $(LINK) .system-deps .npm-tools
 # that failed outside its verifier, or never ran, as failed.
 molecule: $(VENV)/.test $(LINK) .system-deps
 	mkdir -p $(RESULTS)
-	failed=0; for scenario in molecule/*/; do \
-	  name=$$(basename $$scenario); \
+	failed=0; for scenario in extensions/molecule/*/; do \
+	  name=$$(basename $$scenario); [ $$name != default ] || continue; \
 	  XDG_CACHE_HOME=$(CURDIR)/.cache MOLECULE_JUNIT=$(RESULTS)/molecule-$$name.xml \
 	    AGENTOPS_STRICT_EVIDENCE=1 $(PIDNS) $(BIN)/molecule test -s $$name && rc=0 || rc=$$?; \
 	  echo $$rc > $(RESULTS)/molecule-$$name.rc; [ $$rc -eq 0 ] || failed=1; \
 	done; exit $$failed
+
+# The ansible-core version matrix (scripts/matrix.py): the layers above run everything on 2.19 (requirements.txt);
+# this runs a smoke set on 2.15, 2.16, 2.17 and 2.18, each from its own venv under .cache/venv-core-2.NN
+# (requirements-matrix/, made once): ansible-test sanity's API and schema tests on the built collection, the unit
+# tests of the plugins that use ansible-core's internals, diagnose.yml and the reap_processes dry run. One JUnit
+# testcase per line and step in matrix.xml, logs under tests/output/matrix.
+matrix: $(VENV)/.core $(LINK)
+	mkdir -p $(RESULTS)
+	$(BIN)/python scripts/matrix.py --junit $(RESULTS)/matrix.xml
 
 bench: $(VENV)/.test $(LINK) .system-deps
 	$(BIN)/python tests/bench/run.py

@@ -209,13 +209,18 @@ def diagnose_defaults():
            "diagnose_checks: >-", "  {{ agentops_checks | default(%s) }}" % _checks_expression()]
     for suffix, spec, default, dummy in DIAGNOSE_OWN[1:]:
         out.append('diagnose_%s: "{{ agentops_%s | default(%s) }}"' % (suffix, suffix, default))
-    family = None
-    for entry in collectors.role_variables():
-        if entry["family"] != family:
-            family = entry["family"]
-            out.append("# %s (the %s family)" % (collectors.BY_NAME[family].title, family))
-        out.append('diagnose_%s: "{{ agentops_%s | default(%s) }}"' % (entry["suffix"], entry["suffix"], _jinja(entry["spec"].get("default"))))
-    return "\n".join(out) + "\n"
+    out += ["# The signal families' variables (meta/argument_specs.yml, docs/Signal-Families.md) have no default here: the",
+            "# diagnostics action takes diagnose_<name>, else agentops_<name>, else the family option's default. (A templated",
+            "# default per variable would be rendered by every argument-spec validation: ~3 ms each, 50 of them.)",
+            "# " + ", ".join("diagnose_%s" % entry["suffix"] for entry in collectors.role_variables())]
+    return "\n".join(_wrap_comment(line) for line in out) + "\n"
+
+
+def _wrap_comment(line, width=118):
+    if not line.startswith("# ") or len(line) <= width:
+        return line
+    import textwrap
+    return "\n".join(textwrap.wrap(line, width, initial_indent="", subsequent_indent="# ", break_on_hyphens=False))
 
 
 def _default_words(spec):

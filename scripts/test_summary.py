@@ -3,10 +3,11 @@
     python scripts/test_summary.py DIR SCENARIO...
 
 DIR holds lint.log (ansible-lint), sanity.log (ansible-test sanity), unit.xml and integration.xml (pytest JUnit),
-and per Molecule scenario molecule-NAME.xml (its verifier's JUnit) plus molecule-NAME.rc (the exit code of
-`molecule test`). Prints one line per layer with the counts measured in this run, then
-`make test: N passed, N failed, N skipped`. A layer or scenario that left no result, ran no test, or whose
-`molecule test` exited non-zero counts as failed (exit 1), so a silently empty or skipped layer cannot pass.
+per Molecule scenario molecule-NAME.xml (its verifier's JUnit) plus molecule-NAME.rc (the exit code of
+`molecule test`), and matrix.xml (scripts/matrix.py: one testcase per older ansible-core line and step). Prints
+one line per layer with the counts measured in this run, then `make test: N passed, N failed, N skipped`. A layer
+or scenario that left no result, ran no test, or whose `molecule test` exited non-zero counts as failed (exit 1), so
+a silently empty or skipped layer cannot pass.
 """
 import os
 import re
@@ -77,6 +78,7 @@ def main():
             problems.append(line.split()[0] + " failed or did not run")
     layers = [("unit", "unit.xml", None), ("integration", "integration.xml", None)]
     layers += [("molecule-" + name, "molecule-%s.xml" % name, "molecule-%s.rc" % name) for name in scenarios]
+    layers += [("matrix", "matrix.xml", None)]
     for name, xml, rc_file in layers:
         path = os.path.join(directory, xml)
         rc = read(os.path.join(directory, rc_file)) if rc_file else "0"

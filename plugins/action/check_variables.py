@@ -27,14 +27,24 @@ class ActionModule(ActionBase):
             return dict(result, failed=True, msg="check_variables does not take %s; it takes %s." % (
                 ", ".join(unknown_args), ", ".join(sorted(self._VALID_ARGS))))
         ranges = dict(args.get("ranges") or {})
+        patterns = list(args.get("patterns") or [])
         if args.get("families"):
-            # the ranges of every signal family's public variables come from the registry (diagnose_<suffix>)
+            # The signal families' variables come from the registry, with their ranges. They have no role default
+            # (the diagnostics action reads diagnose_<suffix>, else agentops_<suffix>): check whichever the user set.
+            suffixes = set(entry["suffix"] for entry in collectors.role_variables())
+
+            def effective(name):
+                if name.startswith("diagnose_") and name[len("diagnose_"):] in suffixes and name not in task_vars:
+                    return "agentops_" + name[len("diagnose_"):]
+                return name
             for entry in collectors.role_variables():
                 if entry["range"] is not None:
                     ranges.setdefault("diagnose_" + entry["suffix"], list(entry["range"]))
+            ranges = dict((effective(name), bounds) for name, bounds in ranges.items())
+            patterns = [effective(name) for name in patterns]
         try:
             unknown, messages, problems = variables.check(task_vars, self._templar.template, args.get("flags"), ranges,
-                                                          args.get("thresholds"), args.get("patterns"), args.get("public"))
+                                                          args.get("thresholds"), patterns, args.get("public"))
         except ValueError as exc:
             return dict(result, failed=True, msg=str(exc))
         result.update(changed=False, unknown_variables=unknown, messages=messages)

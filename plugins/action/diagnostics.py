@@ -14,9 +14,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
+from ansible import constants as C
+from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
-from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident, payload_cache
+
+display = Display()
 
 DEFAULT_CHECKS = ["host", "process"]
 
@@ -43,7 +50,22 @@ class ActionModule(ActionBase):
             families, secrets = collectors.from_variables(checks, self._value_of(task_vars))
             args["families"] = families
             args["secrets"] = secrets
+        store = lookup = None
+        if payload_cache.enabled():
+            try:  # the payload an earlier run built (plugin_utils/payload_cache.py); any failure: Ansible builds it as usual
+                lookup = os.path.join(C.DEFAULT_LOCAL_TMP, "ansiballz_cache")
+                store = os.path.join(os.path.expanduser(getattr(C, "ANSIBLE_HOME", None) or "~/.ansible"), "agentops", "ansiballz",
+                                     payload_cache.key(ansible_version, C.DEFAULT_MODULE_COMPRESSION))
+                payload_cache.restore(store, lookup)
+            except (OSError, ValueError, AttributeError) as exc:
+                display.vvv("agentops: payload cache not used: %s" % exc)
+                store = None
         result.update(self._execute_module(module_name="agentops.runbooks.diagnostics", module_args=args, task_vars=task_vars))
+        if store is not None:
+            try:
+                payload_cache.keep(lookup, store)
+            except (OSError, ValueError) as exc:
+                display.vvv("agentops: payload not kept: %s" % exc)
         if result.get("failed"):
             return result  # the role's rescue records a failed call (Ansible does not apply the facts of a failed task)
         host = task_vars.get("inventory_hostname")

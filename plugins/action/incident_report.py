@@ -9,16 +9,66 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.agentops.runbooks.plugins.action.write_report import write_report
-from ansible_collections.agentops.runbooks.plugins.plugin_utils import documents, html_report, incident, notify, variables
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import documents, html_report, incident, notify, partial, upload, variables
+
+TIMESTAMP_ID = re.compile(r"^\d{8}T\d{6}Z$")  # the role's default incident id: one per run, so never shared by slices
+JOB_VARS = ("awx_job_id", "awx_workflow_job_id", "awx_job_template_name", "tower_job_id")
+
+
+def _var(task_vars, template, *names):
+    """The first of ``names`` set in the play (templated), else None; a value that fails to template is None."""
+    for name in names:
+        if name in task_vars:
+            try:
+                return template(task_vars[name]) if template is not None else task_vars[name]
+            except Exception:  # pylint: disable=broad-except  # an undefined template: not set
+                return None
+    return None
+
+
+def read_partials(source, incident_id, token, warnings):
+    """``[(source, partial)]`` of the incident from ``source``: a directory of reports, a URL or a mapping as
+    agentops_report_upload takes. Problems reading one file become ``warnings``; a source that cannot be read at all
+    raises ValueError."""
+    remote = isinstance(source, dict) or (isinstance(source, str) and re.match(r"^(https?|s3)://", source.strip()))
+    if not remote:
+        if not isinstance(source, str) or not source.strip():
+            raise ValueError("agentops_report_partials_from must be a directory, a URL or a mapping like agentops_report_upload.")
+        found, problems = partial.read_dir(source.strip(), incident_id)
+        warnings.extend(problems if found else [])
+        if not found:
+            raise ValueError("Cannot aggregate incident %s: %s" % (incident_id, "; ".join(problems) or "no partial results."))
+        return found
+    conf, problems = upload.settings(source, token)
+    hidden = upload.secrets(conf)
+    if problems:
+        raise ValueError(notify.scrub(problems[0].replace(upload.NAME, "agentops_report_partials_from"), hidden))
+    where = upload.location(conf, incident_id) + partial.FOLDER + "/"
+    try:
+        names = [n for n in upload.list_names(conf, incident_id, partial.FOLDER) if partial.NAME.match(n)]
+    except (notify.DeliveryError, ValueError, SyntaxError) as exc:  # SyntaxError: ElementTree's ParseError
+        raise ValueError(notify.scrub("Cannot list the partial results at %s: %s." % (where, exc), hidden))
+    found = []
+    for name in names:
+        try:
+            found.append((where + name, partial.load(upload.fetch(conf, incident_id, partial.FOLDER + "/" + name), where + name, incident_id)))
+        except (notify.DeliveryError, ValueError) as exc:
+            warnings.append(notify.scrub("%s%s could not be read: %s" % (where, name, exc), hidden))
+    if not found:
+        raise ValueError("Cannot aggregate incident %s: no partial results at %s%s" % (
+            incident_id, where, " (%s)." % "; ".join(warnings) if warnings else "."))
+    return found
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("dir", "hosts", "incident_id", "sev1_host_ratio", "recent_window", "version", "ranges", "escalation"))
+    _VALID_ARGS = frozenset(("dir", "hosts", "incident_id", "sev1_host_ratio", "recent_window", "version", "ranges", "escalation",
+                             "partial", "partials_from"))
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -40,13 +90,43 @@ class ActionModule(ActionBase):
             problems.append(str(exc))
         notify_config = notify.config_from_vars(task_vars, self._templar.template)
         problems.extend(notify.check(notify_config))
+        # The upload (agentops_report_upload, its token no_log) is read from the play's variables like the sinks' settings.
+        token = _var(task_vars, self._templar.template, "incident_report_upload_token", "agentops_report_upload_token") or ""
+        upload_conf, upload_problems = upload.settings(
+            _var(task_vars, self._templar.template, "incident_report_upload", "agentops_report_upload"), token)
+        problems.extend(upload_problems)
+        hidden = upload.secrets(upload_conf)
+        is_partial = variables.flag(args.get("partial", False))
+        if is_partial is None:
+            problems.append("agentops_report_partial must be true or false, got %r." % (args.get("partial"),))
+        partials_from = args.get("partials_from") or None
+        if is_partial and partials_from:
+            problems.append("agentops_report_partial and agentops_report_partials_from exclude each other: a slice writes a partial "
+                            "result, the aggregation reads them.")
+        incident_id = str(args.get("incident_id"))
+        if (is_partial or partials_from) and TIMESTAMP_ID.match(incident_id) and "agentops_incident_id" not in task_vars:
+            problems.append("%s needs agentops_incident_id: every slice and the aggregation must name the same incident." % (
+                "agentops_report_partial" if is_partial else "agentops_report_partials_from"))
         if problems:
-            return dict(result, failed=True, msg=problems[0], problems=problems)
+            return dict(result, failed=True, msg=notify.scrub(problems[0], hidden), problems=notify.scrub(problems, hidden))
+        if is_partial:
+            return self._partial(result, task_vars, args, directory, notify_config, upload_conf, hidden, warnings)
+        hostvars, hosts, generated_at = task_vars.get("hostvars") or {}, list(args.get("hosts") or []), None
         try:
-            report = incident.incident_report(task_vars.get("hostvars") or {}, list(args.get("hosts") or []), args.get("incident_id"),
+            if partials_from:
+                found = read_partials(partials_from, incident_id, token, warnings)
+                hostvars, hosts, generated_at, merged = partial.merge(found, incident_id)
+                warnings.extend(merged)
+        except ValueError as exc:
+            return dict(result, failed=True, msg=notify.scrub(str(exc), hidden))
+        try:
+            report = incident.incident_report(hostvars, hosts, incident_id, generated_at=generated_at,
                                               sev1_host_ratio=args.get("sev1_host_ratio", 0.5), version=args.get("version"),
                                               warnings=warnings, recent_window=args.get("recent_window", 900))
+            if partials_from:
+                report["aggregated"] = {"partials": len(found), "sources": [source for source, dummy in found]}
             report = notify.without_secrets(report, notify_config)  # a sink's secret that reached the facts (a command line)
+            report = notify.scrub(report, hidden)  # and the upload's
             escalation = documents.escalation(report, levels)
             extra = {
                 "postmortem.md": documents.postmortem_markdown(report, levels),
@@ -59,21 +139,75 @@ class ActionModule(ActionBase):
         except OSError as exc:
             return dict(result, failed=True, msg="Cannot write the incident report under %s: %s." % (
                 os.path.abspath(os.path.expanduser(directory)), exc.strerror or exc))
+        uploaded = None
+        if upload_conf:  # never fatal: the result goes into report.json, set_stats and the verdict
+            uploaded = upload.upload(paths["directory"], report["incident_id"], upload_conf, version=args.get("version"))
+            report["upload"] = uploaded
         if notify.configured(notify_config):  # never fatal: each sink's result goes into report.json
-            report["notifications"] = notify.deliver(report, notify_config, paths=paths, previous=previous)
+            link = uploaded["url"] if uploaded and uploaded["ok"] and not upload_conf["presigned"] else None
+            report["notifications"] = notify.deliver(report, notify_config, paths=paths, previous=previous, report_url=link)
+        if uploaded or report.get("notifications") is not None:
             try:
                 write_report(directory, report, extra=extra)
             except (ValueError, OSError) as exc:
                 warnings.append("The delivery results could not be added to report.json: %s" % exc)
+            else:
+                if uploaded and uploaded["ok"] and not upload_conf["presigned"]:  # the uploaded report.json gets the results too
+                    again = upload.upload(paths["directory"], report["incident_id"], upload_conf, names=["report.json"], version=args.get("version"))
+                    uploaded["attempts"] += again["attempts"]
+                    if not again["ok"]:
+                        uploaded.update(ok=False, error="report.json with the delivery results: %s" % again["error"])
+        if uploaded and uploaded["ok"] and upload_conf["delete_local"]:
+            upload.delete_local(paths["directory"], uploaded["uploaded"])
+            uploaded["deleted_local"] = True
         lines = ["%s: %s" % (report["verdict"], report["severity_reason"]),
                  "Not checked: %s" % ("; ".join(sorted(set(s["what"] for s in report["not_checked"]))) or "nothing"),
                  "Page now: %s" % (", ".join("%s (%s)" % (level["contact"], level["method"]) for level in escalation["page_now"]) or "nobody"),
                  "Report: %s" % paths["markdown"], "JSON:   %s" % paths["json"], "HTML:   %s" % paths["html"],
                  "Postmortem draft: %s" % paths["postmortem"], "Status update: %s" % paths["status_update"]]
         lines += ["Notified: " + notify.describe(item) for item in report.get("notifications") or []]
+        if uploaded:
+            lines.append("Uploaded: " + upload.describe(uploaded))
         stats = incident.report_stats(report, paths)
         stats["page_now"] = [level["contact"] for level in escalation["page_now"]]
+        if uploaded:
+            stats["upload"] = dict((k, uploaded[k]) for k in ("ok", "target", "url", "error", "deleted_local"))
+        if partials_from:
+            stats["aggregated"] = report["aggregated"]["partials"]
         result.update(changed=False, report=report, paths=paths, verdict=lines, escalation=escalation,
+                      ansible_stats={"data": {"agentops_incident": stats}, "per_host": False, "aggregate": False})
+        if warnings:
+            result["warnings"] = warnings
+        return result
+
+    def _partial(self, result, task_vars, args, directory, notify_config, upload_conf, hidden, warnings):
+        """A slice's run: write (and upload) the per-host results, without classifying; the aggregation reports."""
+        job = dict((name, task_vars[name]) for name in JOB_VARS if isinstance(task_vars.get(name), (str, int)))
+        try:
+            found = partial.build(task_vars.get("hostvars") or {}, list(args.get("hosts") or []), args.get("incident_id"),
+                                  version=args.get("version"), job=job)
+            found = notify.scrub(notify.without_secrets(found, notify_config), hidden)
+            where, name = partial.write(directory, found)
+        except ValueError as exc:
+            return dict(result, failed=True, msg=str(exc))
+        except OSError as exc:
+            return dict(result, failed=True, msg="Cannot write the partial result under %s: %s." % (
+                os.path.abspath(os.path.expanduser(directory)), exc.strerror or exc))
+        path = os.path.join(where, name)
+        uploaded = upload.upload(where, found["incident_id"], upload_conf, names=[name], version=args.get("version")) if upload_conf else None
+        if uploaded and uploaded["ok"] and upload_conf["delete_local"]:
+            upload.delete_local(where, [name])
+            uploaded["deleted_local"] = True
+        hosts = sorted(found["hosts"])
+        lines = ["Partial result of %d host(s), not classified: aggregate the incident's partial results with playbooks/aggregate_report.yml "
+                 "(agentops_report_partials_from)." % len(hosts), "Partial: %s" % path]
+        if uploaded:
+            lines.append("Uploaded: " + upload.describe(uploaded))
+        stats = {"incident_id": found["incident_id"], "partial": True, "hosts": hosts, "path": path,
+                 "diagnosed": sum(1 for h in found["hosts"].values() if h.get("diagnose_result"))}
+        if uploaded:
+            stats["upload"] = dict((k, uploaded[k]) for k in ("ok", "target", "url", "error", "deleted_local"))
+        result.update(changed=False, partial=found, paths={"directory": where, "partial": path}, verdict=lines, upload=uploaded,
                       ansible_stats={"data": {"agentops_incident": stats}, "per_host": False, "aggregate": False})
         if warnings:
             result["warnings"] = warnings

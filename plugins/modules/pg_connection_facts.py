@@ -139,9 +139,9 @@ incomplete:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import BY_NAME, collect_one, wrapper_spec
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import collect_one, family, wrapper_spec
 
-FAMILY = BY_NAME['pg']
+FAMILY = family('pg')
 
 
 def main():

@@ -70,12 +70,29 @@ def role_ranges(role):
             spec = task.get("agentops.runbooks.check_variables") or {}
             if isinstance(spec.get("ranges"), dict):
                 ranges.update({key: tuple(value) for key, value in spec["ranges"].items()})
+    ranges.update(registry_defaults(role)[1])
     return ranges
+
+
+def registry_defaults(role):
+    """The diagnose role's signal-family variables have no entry in defaults/main.yml: the diagnostics action reads
+    diagnose_<name>, else agentops_<name>, else the family option's default (plugins/module_utils/collectors). Their
+    defaults, in the same {{ agentops_x | default(d) }} form, and ranges, from that registry."""
+    if role != "diagnose":
+        return {}, {}
+    from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
+    raw, ranges = {}, {}
+    for entry in collectors.role_variables():
+        default = entry["spec"].get("default")
+        raw["diagnose_" + entry["suffix"]] = "{{ agentops_%s | default(%s) }}" % (entry["suffix"], json.dumps(default) if default is not None else "none")
+        if entry["range"] is not None:
+            ranges["diagnose_" + entry["suffix"]] = tuple(entry["range"])
+    return raw, ranges
 
 
 def effective_defaults(role, extra_vars):
     """A role's defaults as a play would see them with only ``extra_vars`` set: {{ agentops_x | default(d) }} is d."""
-    raw = yaml_file("roles", role, "defaults", "main.yml") or {}
+    raw = dict(yaml_file("roles", role, "defaults", "main.yml") or {}, **registry_defaults(role)[0])
     env = jinja2.nativetypes.NativeEnvironment(undefined=jinja2.Undefined)
     env.globals["now"] = lambda **kwargs: UNSET
 
@@ -179,6 +196,9 @@ def test_a_template_per_job():
         "agentops.runbooks Collect logs": "playbooks/collect_logs.yml",
         "agentops.runbooks Rollback": "playbooks/rollback.yml",
     }
+    if os.path.isfile(os.path.join(ROOT, "playbooks", "aggregate_report.yml")):  # AWX job slicing, then the merge (issue 16)
+        want["agentops.runbooks Diagnose slice"] = "playbooks/diagnose.yml"
+        want["agentops.runbooks Aggregate report"] = "playbooks/aggregate_report.yml"
     if os.path.isfile(os.path.join(ROOT, "playbooks", "restart_service.yml")):
         want["agentops.runbooks Restart service"] = "playbooks/restart_service.yml"
     kinds = yaml_file("roles", "deploy_rollback", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]

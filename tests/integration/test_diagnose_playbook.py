@@ -139,3 +139,27 @@ def test_log_findings_land_in_the_report(tmp_path):
     assert record["checks"]["logs"]["status"] == "ok"
     heap = [f for f in record["findings"] if f["id"] == "log.v8_heap_oom"]
     assert heap and heap[0]["severity"] == "critical" and heap[0]["evidence"]["components"] == "worker"
+
+
+def test_the_built_payload_is_kept_and_reused_by_the_next_run(tmp_path):
+    """plugin_utils/payload_cache.py: the first run keeps the diagnostics payload under ANSIBLE_HOME, the next run
+    restores it instead of building it (Ansible says so with ANSIBLE_DEBUG), and both report the same checks."""
+    home = tmp_path / "home"
+    runs = []
+    for number in (1, 2):
+        proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/diagnose.yml", "-i", "inventories/localhost.yml",
+                               "-e", '{"agentops_checks": ["host", "process"]}', "-e", "agentops_report_dir=%s" % tmp_path,
+                               "-e", "agentops_incident_id=CACHE-%d" % number],
+                              cwd=REPO, env=dict(env(), ANSIBLE_HOME=str(home), ANSIBLE_DEBUG="1"), capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        runs.append(proc.stdout + proc.stderr)
+        with open(tmp_path / ("CACHE-%d" % number) / "report.json") as handle:
+            checks = json.load(handle)["hosts"]["localhost"]["checks"]
+        assert checks["host"]["status"] in ("ok", "partial") and checks["process"]["status"] in ("ok", "partial")
+    stores = list((home / "agentops" / "ansiballz").iterdir())
+    assert len(stores) == 1 and [p.name for p in stores[0].iterdir()] == ["ansible_collections.agentops.runbooks.plugins.modules.diagnostics-ZIP_DEFLATED-none"]
+    assert oct(stores[0].stat().st_mode & 0o777) == "0o700"
+    built = "ANSIBALLZ: using cached module: "
+    assert not re.search(re.escape(built) + r"\S*modules\.diagnostics", runs[0])  # built in run 1
+    assert re.search(re.escape(built) + r"\S*modules\.diagnostics", runs[1])  # restored in run 2, not built

@@ -35,7 +35,7 @@ def test_every_role_has_argument_specs_and_a_scenario():
     for role in os.listdir(os.path.join(REPO, "roles")):
         with open(os.path.join(REPO, "roles", role, "meta", "argument_specs.yml")) as handle:
             assert yaml.safe_load(handle)["argument_specs"]["main"]["options"]
-        assert any(role in name for name in os.listdir(os.path.join(REPO, "molecule"))), role
+        assert any(role in name for name in os.listdir(os.path.join(REPO, "extensions", "molecule"))), role
 
 
 def test_public_agentops_variables_are_documented_in_the_readme():

@@ -15,7 +15,8 @@ SANITY = "".join('Running sanity test "%s"\n' % name for name in ("ansible-doc",
 
 def layout(tmp_path, **files):
     base = {"lint.log": LINT, "sanity.log": SANITY, "unit.xml": JUNIT % (10, 0, 1), "integration.xml": JUNIT % (5, 0, 0),
-            "molecule-a.xml": JUNIT % (3, 0, 0), "molecule-a.rc": "0\n", "molecule-b.xml": JUNIT % (2, 0, 0), "molecule-b.rc": "0\n"}
+            "molecule-a.xml": JUNIT % (3, 0, 0), "molecule-a.rc": "0\n", "molecule-b.xml": JUNIT % (2, 0, 0), "molecule-b.rc": "0\n",
+            "matrix.xml": JUNIT % (20, 0, 0)}
     base.update(files)
     for name, text in base.items():
         if text is not None:
@@ -27,7 +28,7 @@ def layout(tmp_path, **files):
 def test_everything_ran_and_passed(tmp_path):
     rc, out = layout(tmp_path)
     assert rc == 0, out
-    assert "make test: 23 passed, 0 failed, 1 skipped" in out  # 1 lint + 3 sanity + 9 unit + 5 + 3 + 2
+    assert "make test: 43 passed, 0 failed, 1 skipped" in out  # 1 lint + 3 sanity + 9 unit + 5 + 3 + 2 + 20 matrix
     assert "3 passed, 0 failed" in out and "135 files" in out
 
 
@@ -36,6 +37,8 @@ def test_everything_ran_and_passed(tmp_path):
     ({"molecule-b.rc": "2\n"}, "`molecule test` exited 2"),
     ({"molecule-b.xml": None}, "left no test results"),
     ({"integration.xml": JUNIT % (0, 0, 0)}, "ran no test"),
+    ({"matrix.xml": None}, "matrix                       left no test results"),
+    ({"matrix.xml": JUNIT % (20, 1, 0)}, "matrix                         19 passed, 1 failed"),
     ({"unit.xml": JUNIT % (10, 2, 0)}, "2 failed"),
     ({"lint.log": None}, "ansible-lint                  did not run"),
     ({"lint.log": "Failed: 3 failure(s), 0 warning(s) on 135 files.\n"}, "FAILED: 3 failure(s)"),

@@ -10,10 +10,11 @@ not run), ``redacts`` (it returns text that may hold secrets, so it takes the ru
 its options (``ValueError`` with one sentence) and returns ``{"facts", "findings", "incomplete"}``. ``params``
 holds its options plus the validated ``thresholds`` and, for families that redact, ``redaction_key``.
 
-``FAMILIES`` is the registry: the ``diagnostics`` module, the per-family wrapper modules (``host_facts``,
-``process_facts``, ``pg_connection_facts``, ``log_scan``), the diagnose role's checks and the report's sections
-all come from it. ``run`` runs the families of one host in one call, each in its own thread with its own time
-limit: a family that raises, times out or refuses its input is recorded as failed for that family only.
+``REGISTRY`` is the registry (``FAMILIES``, ``BY_NAME`` and ``NAMES`` are its views): the ``diagnostics`` module,
+the per-family wrapper modules (``host_facts``, ``process_facts``, ``pg_connection_facts``, ``log_scan``), the diagnose
+role's checks and variables and the report's sections all come from it. A family's module is imported only when the
+family runs (or when ``FAMILIES``/``BY_NAME`` are read, on the controller). ``run`` runs the families of one host in
+one call, each in its own thread with its own time limit: a family that raises, times out or refuses its input is recorded as failed for that family only.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,22 +27,100 @@ import time
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.containers import ContainersFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.coordination import CoordinationFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.endpoints import EndpointsFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.host import HostFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.k8s import K8sFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.logs import LogsFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.node import NodeFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.pg import PgFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.process import ProcessFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.services import ServicesFamily
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.spawn import SpawnFamily
 
-FAMILIES = (HostFamily(), ProcessFamily(), PgFamily(), LogsFamily(), NodeFamily(), SpawnFamily(), ServicesFamily(), EndpointsFamily(), K8sFamily(),
-            ContainersFamily(), CoordinationFamily())
-BY_NAME = dict((family.name, family) for family in FAMILIES)
-NAMES = tuple(family.name for family in FAMILIES)
+
+# The registry: each family's name and the one function that imports its class. A family's module (and what it
+# imports: the log scanner, the probes, the container and Kubernetes readers) is loaded only when that family runs, so
+# a host checked for host and process does not import, compile and pay for the others. The imports sit inside the
+# functions so that Ansible still ships every family's code with the module (AnsiballZ follows them statically).
+def _host():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.host import HostFamily
+    return HostFamily()
+
+
+def _process():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.process import ProcessFamily
+    return ProcessFamily()
+
+
+def _pg():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.pg import PgFamily
+    return PgFamily()
+
+
+def _logs():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.logs import LogsFamily
+    return LogsFamily()
+
+
+def _node():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.node import NodeFamily
+    return NodeFamily()
+
+
+def _spawn():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.spawn import SpawnFamily
+    return SpawnFamily()
+
+
+def _services():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.services import ServicesFamily
+    return ServicesFamily()
+
+
+def _endpoints():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.endpoints import EndpointsFamily
+    return EndpointsFamily()
+
+
+def _k8s():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.k8s import K8sFamily
+    return K8sFamily()
+
+
+def _containers():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.containers import ContainersFamily
+    return ContainersFamily()
+
+
+def _coordination():
+    from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.coordination import CoordinationFamily
+    return CoordinationFamily()
+
+
+REGISTRY = (("host", _host), ("process", _process), ("pg", _pg), ("logs", _logs), ("node", _node), ("spawn", _spawn),
+            ("services", _services), ("endpoints", _endpoints), ("k8s", _k8s), ("containers", _containers),
+            ("coordination", _coordination))
+NAMES = tuple(name for name, dummy in REGISTRY)
+_LOADERS = dict(REGISTRY)
+_LOADED = {}
+
+
+def family(name):
+    """The family called ``name`` (its module imported on first use); KeyError for an unknown name."""
+    table = globals().get("BY_NAME")  # every family loaded (on the controller), or a test's own table
+    if table is not None:
+        return table[name]
+    if name not in _LOADED:
+        _LOADED[name] = _LOADERS[name]()
+    return _LOADED[name]
+
+
+def _families():
+    """Every family, in registry order (loads them all: the controller's and the docs' view)."""
+    return __getattr__("FAMILIES") if "FAMILIES" not in globals() else globals()["FAMILIES"]
+
+
+def __getattr__(attribute):
+    """``FAMILIES`` and ``BY_NAME`` (every family, in registry order) are loaded the first time they are read."""
+    if attribute in ("FAMILIES", "BY_NAME"):
+        families = tuple(family(name) for name in NAMES)
+        globals()["FAMILIES"] = families
+        globals()["BY_NAME"] = dict((f.name, f) for f in families)
+        return globals()[attribute]
+    raise AttributeError("module %r has no attribute %r" % (__name__, attribute))
+
+
 COMMON = dict(thresholds=dict(type="dict", default={}), redaction_key=dict(type="str", no_log=True))
 
 
@@ -55,7 +134,7 @@ def role_variables():
     range}]``, one per suffix. The diagnose role exposes each as ``diagnose_<suffix>`` defaulting to ``agentops_<suffix>``
     and the option's default; a suffix that two families share (``process_patterns``) must have the same type and default."""
     found = {}
-    for family in FAMILIES:
+    for family in _families():
         for secret, table in ((False, getattr(family, "variables", {})), (True, getattr(family, "secrets", {}))):
             for option, value in table.items():
                 suffix, description = _entry(value)
@@ -75,8 +154,8 @@ def role_variables():
 def default_checks():
     """``(always, conditional)``: the families every diagnosis runs, and ``[(family, [suffixes])]`` of those that run
     when one of their ``agentops_<suffix>`` variables is set."""
-    always = [f.name for f in FAMILIES if getattr(f, "enabled_by", None) is None]
-    conditional = [(f.name, list(f.enabled_by)) for f in FAMILIES if getattr(f, "enabled_by", None) is not None]
+    always = [f.name for f in _families() if getattr(f, "enabled_by", None) is None]
+    conditional = [(f.name, list(f.enabled_by)) for f in _families() if getattr(f, "enabled_by", None) is not None]
     return always, conditional
 
 
@@ -86,8 +165,9 @@ def from_variables(checks, value_of):
     default)."""
     options, secrets = {}, {}
     for name in checks:
-        family = BY_NAME.get(name)
-        if family is None:
+        try:
+            family = globals()["family"](name)
+        except KeyError:
             continue
         for secret, table, into in ((False, getattr(family, "variables", {}), options), (True, getattr(family, "secrets", {}), secrets)):
             for option, value in table.items():
@@ -156,7 +236,7 @@ def run(module, checks, options, common, timeout):
         return dict((name, {"status": "failed", "error": str(exc), "ms": 0}) for name in checks)
 
     for name in checks:
-        family = BY_NAME[name]
+        family = globals()["family"](name)
         try:
             params = validated(family, options.get(name))
         except ValueError as exc:
