@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
-from ansible_collections.agentops.runbooks.plugins.plugin_utils import variables
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import registry, variables
 
 
 class ActionModule(ActionBase):
@@ -29,6 +29,7 @@ class ActionModule(ActionBase):
         ranges = dict(args.get("ranges") or {})
         patterns = list(args.get("patterns") or [])
         if args.get("families"):
+            registry.prime_here()  # the families' metadata, kept between runs (plugin_utils/registry.py)
             # The signal families' variables come from the registry, with their ranges. They have no role default
             # (the diagnostics action reads diagnose_<suffix>, else agentops_<suffix>): check whichever the user set.
             suffixes = set(entry["suffix"] for entry in collectors.role_variables())

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import os
 
 from ansible import constants as C
@@ -21,11 +22,32 @@ from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
-from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident, payload_cache
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident, payload_cache, registry
 
 display = Display()
 
 DEFAULT_CHECKS = ["host", "process"]
+
+
+def run_key(directory):
+    """This run's redaction key: one random key per ansible-playbook run, shared by every host (every worker process
+    of the run sees the same private temporary directory, made 0700 by Ansible and removed when the run ends), so a
+    secret gets the same keyed placeholder in every host's result. The first worker writes it, atomically."""
+    path = os.path.join(directory, "agentops-redaction-key")
+    if not os.path.exists(path):
+        temporary = "%s.%d" % (path, os.getpid())
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.b32encode(os.urandom(20)).decode("ascii").lower())
+        try:
+            os.link(temporary, path)  # fails if another worker was first: then its key is the run's
+        except OSError:
+            pass
+        os.unlink(temporary)
+    if os.path.islink(path):
+        raise OSError("%s is a symbolic link" % path)
+    with open(path) as handle:
+        return handle.read().strip()
 
 
 class ActionModule(ActionBase):
@@ -46,6 +68,12 @@ class ActionModule(ActionBase):
         checks = args.get("checks") or DEFAULT_CHECKS
         if isinstance(checks, str):
             checks = [c.strip() for c in checks.split(",") if c.strip()]
+        registry.prime_here()  # the families' metadata, kept between runs (plugin_utils/registry.py)
+        if not args.get("redaction_key"):
+            try:
+                args["redaction_key"] = run_key(C.DEFAULT_LOCAL_TMP)
+            except OSError as exc:
+                display.vvv("agentops: no run-wide redaction key: %s" % exc)  # the module keys its own placeholders
         if "families" not in args and "secrets" not in args and isinstance(checks, list):
             families, secrets = collectors.from_variables(checks, self._value_of(task_vars))
             args["families"] = families

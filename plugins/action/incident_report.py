@@ -11,9 +11,12 @@ __metaclass__ = type
 import os
 import re
 
+from ansible import constants as C
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 from ansible_collections.agentops.runbooks.plugins.action.write_report import write_report
-from ansible_collections.agentops.runbooks.plugins.plugin_utils import documents, html_report, incident, notify, partial, upload, variables
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import documents, html_report, incident, notify, partial, registry
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import upload, variables
 
 TIMESTAMP_ID = re.compile(r"^\d{8}T\d{6}Z$")  # the role's default incident id: one per run, so never shared by slices
 JOB_VARS = ("awx_job_id", "awx_workflow_job_id", "awx_job_template_name", "tower_job_id")
@@ -64,14 +67,22 @@ def read_partials(source, incident_id, token, warnings):
     return found
 
 
+display = Display()
+
+
+def _colour(severity):
+    return {"SEV-1": C.COLOR_ERROR, "SEV-2": C.COLOR_ERROR, "SEV-3": C.COLOR_WARN}.get(severity, C.COLOR_OK)
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("dir", "hosts", "incident_id", "sev1_host_ratio", "recent_window", "version", "ranges", "escalation",
+    _VALID_ARGS = frozenset(("dir", "hosts", "incident_id", "sev1_host_ratio", "recent_window", "version", "ranges", "escalation", "show",
                              "partial", "partials_from"))
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
+        registry.prime_here()  # the families' titles, kept between runs (plugin_utils/registry.py)
         task_vars = task_vars or {}
         args = self._task.args
         unknown = sorted(set(args) - self._VALID_ARGS)
@@ -176,6 +187,8 @@ class ActionModule(ActionBase):
             stats["aggregated"] = report["aggregated"]["partials"]
         result.update(changed=False, report=report, paths=paths, verdict=lines, escalation=escalation,
                       ansible_stats={"data": {"agentops_incident": stats}, "per_host": False, "aggregate": False})
+        if args.get("show", True):  # the verdict on the console (and in AWX's job output), without a debug task
+            display.display("\n".join(lines), color=_colour(report.get("severity")))
         if warnings:
             result["warnings"] = warnings
         return result

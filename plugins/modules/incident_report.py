@@ -60,6 +60,10 @@ options:
         support / status page); an empty list pages nobody.
     type: list
     elements: dict
+  show:
+    description: Print the verdict, who to page and the report's paths on the console (AWX's job output).
+    type: bool
+    default: true
 attributes:
   action:
     support: full

@@ -95,7 +95,10 @@ COLLECTION = "agentops.runbooks"
 
 def _family(name):
     """(title, how to turn it on) of a signal family, from the registry (module_utils/collectors)."""
-    family = collectors.BY_NAME.get(name)
+    try:
+        family = collectors.view(name)
+    except KeyError:
+        family = None
     if family is None:
         return name, "add %s to agentops_checks" % name
     return family.title, family.enable

@@ -106,9 +106,57 @@ def family(name):
     return _LOADED[name]
 
 
+class Described(object):
+    """A family as its metadata describes it (no ``collect``): what the controller needs to know of every family -
+    names, titles, variables, ranges - without importing (and, on the controller, compiling) eleven modules."""
+
+    def __init__(self, data):
+        self.__dict__.update(data)
+        self.enabled_by = tuple(data["enabled_by"]) if data.get("enabled_by") is not None else None
+        self.ranges = dict((option, tuple(bounds)) for option, bounds in (data.get("ranges") or {}).items())
+
+
+_DESCRIBED = {}
+
+
+def metadata():
+    """Every family's metadata, JSON-serializable, in registry order (loads every family)."""
+    out = []
+    for family in _families():
+        out.append({"name": family.name, "title": family.title, "enable": family.enable, "redacts": family.redacts,
+                    "options": family.options,
+                    "variables": dict((o, list(_entry(v))) for o, v in (getattr(family, "variables", {}) or {}).items()),
+                    "secrets": dict((o, list(_entry(v))) for o, v in (getattr(family, "secrets", {}) or {}).items()),
+                    "enabled_by": list(family.enabled_by) if getattr(family, "enabled_by", None) is not None else None,
+                    "ranges": dict((o, list(b)) for o, b in (getattr(family, "ranges", {}) or {}).items())})
+    return out
+
+
+def use_metadata(items):
+    """Describe the families from ``metadata()`` output (kept by the controller between runs) instead of loading them."""
+    described = [Described(item) for item in items]
+    if tuple(d.name for d in described) == NAMES:
+        _DESCRIBED["families"] = tuple(described)
+
+
 def _families():
-    """Every family, in registry order (loads them all: the controller's and the docs' view)."""
-    return __getattr__("FAMILIES") if "FAMILIES" not in globals() else globals()["FAMILIES"]
+    """Every family, in registry order: the loaded ones (or a test's own table), else their kept description, else
+    all of them loaded now."""
+    if "FAMILIES" in globals():
+        return globals()["FAMILIES"]
+    if "families" in _DESCRIBED:
+        return _DESCRIBED["families"]
+    return __getattr__("FAMILIES")
+
+
+def view(name):
+    """The family called ``name`` as far as the controller needs it (its description when kept); KeyError if unknown."""
+    if "FAMILIES" not in globals() and "families" in _DESCRIBED:
+        for item in _DESCRIBED["families"]:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+    return globals()["family"](name)
 
 
 def __getattr__(attribute):
@@ -166,7 +214,7 @@ def from_variables(checks, value_of):
     options, secrets = {}, {}
     for name in checks:
         try:
-            family = globals()["family"](name)
+            family = view(name)
         except KeyError:
             continue
         for secret, table, into in ((False, getattr(family, "variables", {}), options), (True, getattr(family, "secrets", {}), secrets)):
