@@ -222,6 +222,8 @@ class ActionModule(ActionBase):
             stats["upload"] = dict((k, uploaded[k]) for k in ("ok", "target", "url", "error", "deleted_local"))
         result.update(changed=False, partial=found, paths={"directory": where, "partial": path}, verdict=lines, upload=uploaded,
                       ansible_stats={"data": {"agentops_incident": stats}, "per_host": False, "aggregate": False})
+        if args.get("show", True):
+            display.display("\n".join(lines))
         if warnings:
             result["warnings"] = warnings
         return result
