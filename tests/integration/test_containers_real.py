@@ -4,10 +4,13 @@ read-only mount, one whose PID 1 is sleep without an init, one whose user cannot
 health check; the same containers through Podman's Engine API socket; and the docker path on recorded output
 (tests/fixtures/containers, named "recorded"). Every container is named with this run's token and removed at the end.
 Run inside a PID namespace of its own (scripts/pidns.py)."""
+import atexit
 import copy
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -22,8 +25,14 @@ FIXTURES = os.path.join(REPO, "tests", "fixtures", "containers")
 IMAGE = "localhost/agentops-test:1"
 
 
+# podman's monitor (conmon) leaves an empty "oom" file in its working directory when a container is OOM-killed: run
+# podman from a private temporary directory so that nothing lands in the checkout.
+WORKDIR = tempfile.mkdtemp(prefix="agentops-podman-cwd-")
+atexit.register(shutil.rmtree, WORKDIR, True)
+
+
 def podman(*args, check=True, timeout=60):
-    proc = subprocess.run(["podman"] + list(args), capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(["podman"] + list(args), capture_output=True, text=True, timeout=timeout, check=False, cwd=WORKDIR)
     if check and proc.returncode != 0:
         raise AssertionError("podman %s: %s" % (" ".join(args), proc.stderr))
     return proc.stdout
