@@ -9,7 +9,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
 from ansible_collections.agentops.runbooks.plugins.plugin_utils import registry, variables
 
 
@@ -30,19 +29,7 @@ class ActionModule(ActionBase):
         patterns = list(args.get("patterns") or [])
         if args.get("families"):
             registry.prime_here()  # the families' metadata, kept between runs (plugin_utils/registry.py)
-            # The signal families' variables come from the registry, with their ranges. They have no role default
-            # (the diagnostics action reads diagnose_<suffix>, else agentops_<suffix>): check whichever the user set.
-            suffixes = set(entry["suffix"] for entry in collectors.role_variables())
-
-            def effective(name):
-                if name.startswith("diagnose_") and name[len("diagnose_"):] in suffixes and name not in task_vars:
-                    return "agentops_" + name[len("diagnose_"):]
-                return name
-            for entry in collectors.role_variables():
-                if entry["range"] is not None:
-                    ranges.setdefault("diagnose_" + entry["suffix"], list(entry["range"]))
-            ranges = dict((effective(name), bounds) for name, bounds in ranges.items())
-            patterns = [effective(name) for name in patterns]
+            ranges, patterns = variables.with_families(task_vars, ranges, patterns)
         try:
             unknown, messages, problems = variables.check(task_vars, self._templar.template, args.get("flags"), ranges,
                                                           args.get("thresholds"), patterns, args.get("public"))

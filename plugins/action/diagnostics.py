@@ -8,6 +8,13 @@ Without ``families``/``secrets`` arguments, each family's options come from the 
 (``diagnose_<suffix>`` inside the diagnose role, else ``agentops_<suffix>``), so a new family needs no role task.
 The module's result is returned as it is, plus the host's record as the fact ``diagnose_result`` (what the
 incident_report role reads): one task instead of a module call and a templated ``set_fact``.
+
+With ``validate`` (the diagnose role passes it), the action first checks the role's variables on the controller, as
+a task of their own would (plugin_utils/rolespec.py, plugin_utils/variables.py): the role's argument spec, the ranges
+of the families' variables from the registry, thresholds and patterns; a misspelled variable warns. A bad value
+fails the call before the module runs, with ``agentops_refused`` set (the role's rescue stops the play on every
+host). A host that cannot be reached fails the call with ``unreachable`` set, and the role's rescue records it: the
+only extra task is on the failure path.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,11 +25,12 @@ import base64
 import os
 
 from ansible import constants as C
+from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
-from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident, payload_cache, registry
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import incident, payload_cache, registry, rolespec, variables
 
 display = Display()
 
@@ -61,14 +69,40 @@ class ActionModule(ActionBase):
             return None
         return value_of
 
+    def _refused(self, result, task_vars, validate):
+        """The role's variables checked before anything runs: (result, None) when they pass (with the warnings of
+        misspelled ones in ``result``), else (None, the failed result)."""
+        if not isinstance(validate, dict):
+            return None, dict(result, failed=True, msg="validate must be a mapping of what to check, got %s." % type(validate).__name__)
+        found = rolespec.problems(self._task, task_vars, self._templar)
+        if found:
+            return None, rolespec.refusal(result, found, "diagnose")
+        ranges, patterns = variables.with_families(task_vars, validate.get("ranges"), validate.get("patterns"))
+        try:
+            dummy, messages, problems = variables.check(task_vars, self._templar.template, validate.get("flags"), ranges,
+                                                        validate.get("thresholds"), patterns, validate.get("public"))
+        except ValueError as exc:
+            return None, dict(result, failed=True, agentops_refused=True, msg=str(exc))
+        if problems:
+            more = " (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:])) if len(problems) > 1 else ""
+            return None, dict(result, failed=True, agentops_refused=True, msg=problems[0] + more, problems=problems)
+        if messages:
+            result["warnings"] = list(result.get("warnings") or []) + messages
+        return result, None
+
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
         args = dict(self._task.args)
-        checks = args.get("checks") or DEFAULT_CHECKS
+        registry.prime_here()  # the families' metadata, kept between runs (plugin_utils/registry.py)
+        validate = args.pop("validate", None)
+        if validate is not None:
+            result, refused = self._refused(result, task_vars, validate)
+            if refused is not None:
+                return refused
+        checks = DEFAULT_CHECKS if args.get("checks") is None else args["checks"]  # [] runs no family (the bench's floor)
         if isinstance(checks, str):
             checks = [c.strip() for c in checks.split(",") if c.strip()]
-        registry.prime_here()  # the families' metadata, kept between runs (plugin_utils/registry.py)
         if not args.get("redaction_key"):
             try:
                 args["redaction_key"] = run_key(C.DEFAULT_LOCAL_TMP)
@@ -88,7 +122,12 @@ class ActionModule(ActionBase):
             except (OSError, ValueError, AttributeError) as exc:
                 display.vvv("agentops: payload cache not used: %s" % exc)
                 store = None
-        result.update(self._execute_module(module_name="agentops.runbooks.diagnostics", module_args=args, task_vars=task_vars))
+        try:
+            result.update(self._execute_module(module_name="agentops.runbooks.diagnostics", module_args=args, task_vars=task_vars))
+        except AnsibleConnectionFailure as exc:
+            # Failed, not unreachable: the role's rescue records the host as unreachable (Ansible applies no fact of an
+            # unreachable result, and a task of its own for that case would run, skipped, on every healthy host).
+            return dict(result, failed=True, unreachable=True, msg=str(exc))
         if store is not None:
             try:
                 payload_cache.keep(lookup, store)

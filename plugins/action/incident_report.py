@@ -15,7 +15,7 @@ from ansible import constants as C
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.agentops.runbooks.plugins.action.write_report import write_report
-from ansible_collections.agentops.runbooks.plugins.plugin_utils import documents, html_report, incident, notify, partial, registry
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import documents, html_report, incident, notify, partial, registry, rolespec
 from ansible_collections.agentops.runbooks.plugins.plugin_utils import upload, variables
 
 TIMESTAMP_ID = re.compile(r"^\d{8}T\d{6}Z$")  # the role's default incident id: one per run, so never shared by slices
@@ -89,6 +89,11 @@ class ActionModule(ActionBase):
         if unknown:
             return dict(result, failed=True, msg="incident_report does not take %s; it takes %s." % (
                 ", ".join(unknown), ", ".join(sorted(self._VALID_ARGS))))
+        # The role's argument spec, checked here (plugins/plugin_utils/rolespec.py): the collection's playbooks import the
+        # role with rolespec_validate: false, one task per run instead of one per host.
+        found = rolespec.problems(self._task, task_vars, self._templar)
+        if found:
+            return rolespec.refusal(result, found, "incident_report")
         directory = args.get("dir")
         if not directory or not isinstance(directory, str):
             return dict(result, failed=True, msg="incident_report needs dir, the directory that holds incident reports.")

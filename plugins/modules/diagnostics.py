@@ -58,6 +58,16 @@ options:
     description: Seconds each family may run (C(agentops_check_timeout)), 1 to 3600.
     type: int
     default: 300
+  validate:
+    description:
+      - >-
+        What the action plugin checks on the controller before the module runs, as
+        M(agentops.runbooks.check_variables) takes it (C(ranges), C(thresholds), C(patterns), C(flags), C(public)),
+        plus the argument spec of the role the task is in and the ranges of the families' variables from their
+        registry. A value that is not valid fails the call with C(agentops_refused=true) and one sentence naming
+        the variable; a misspelled collection variable warns. The module itself ignores it.
+      - Unset, nothing is checked beyond the module's own arguments.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -113,6 +123,7 @@ def main():
             timeout=dict(type="int", default=300),
             thresholds=collectors.COMMON["thresholds"],
             redaction_key=collectors.COMMON["redaction_key"],
+            validate=dict(type="dict"),  # taken by the action plugin on the controller, never sent
         ),
         supports_check_mode=True,
     )

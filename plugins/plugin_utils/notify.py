@@ -40,18 +40,14 @@ import datetime
 import email.utils
 import hashlib
 import hmac
-import http.client
 import ipaddress
 import json
 import os
 import random
 import socket
-import ssl
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
@@ -179,6 +175,7 @@ def settings(config):
         if not os.path.isfile(path):
             problems.append("%s: %s is not a file." % (variable("ca_bundle"), out["ca_bundle"]))
         else:
+            import ssl  # pylint: disable=import-outside-toplevel  # only with a CA bundle: the report without sinks loads no TLS
             try:
                 ssl.create_default_context().load_verify_locations(cafile=path)
             except (ssl.SSLError, OSError) as exc:
@@ -544,17 +541,24 @@ def label(kind, conf):
 
 
 # ------------------------------------------------------------------ transport
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Never follow a redirect: the request's credentials would go to wherever it points."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-def urllib_transport(ca_bundle=None):
+# http.client, ssl and urllib.request are imported by the functions that send (a report without sinks or upload
+# does not load TLS: ~20 ms of every run).
+def urllib_transport(ca_bundle=None, max_body=None):
     """``send(method, url, body, headers, timeout) -> (status, headers, body)`` over urllib: the system's CA
-    certificates plus ``ca_bundle``, no redirects, proxies from the environment. An HTTP error status is returned,
-    not raised; a connection that fails raises OSError or http.client.HTTPException."""
+    certificates plus ``ca_bundle``, no redirects, proxies from the environment, at most ``max_body`` bytes of an
+    answer (MAX_BODY: a sink's short answer). An HTTP error status is returned, not raised; a connection that fails
+    raises OSError or http.client.HTTPException."""
+    import http.client  # pylint: disable=import-outside-toplevel
+    import ssl  # pylint: disable=import-outside-toplevel
+    import urllib.error  # pylint: disable=import-outside-toplevel
+    import urllib.request  # pylint: disable=import-outside-toplevel
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        """Never follow a redirect: the request's credentials would go to wherever it points."""
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None
+    max_body = max_body or MAX_BODY
     context = ssl.create_default_context()
     if ca_bundle:
         context.load_verify_locations(cafile=ca_bundle)
@@ -564,7 +568,7 @@ def urllib_transport(ca_bundle=None):
         request = urllib.request.Request(url, data=body, headers=headers, method=method)
         try:
             with opener.open(request, timeout=timeout) as response:
-                return response.status, dict((k.lower(), v) for k, v in response.headers.items()), response.read(MAX_BODY)
+                return response.status, dict((k.lower(), v) for k, v in response.headers.items()), response.read(max_body)
         except urllib.error.HTTPError as exc:
             try:
                 data = exc.read(MAX_BODY)
@@ -610,6 +614,9 @@ def _retry_after(value, now):
 
 def _connection_error(exc):
     """(sentence, retry, maybe_sent) for a request that got no HTTP answer."""
+    import http.client  # pylint: disable=import-outside-toplevel
+    import ssl  # pylint: disable=import-outside-toplevel
+    import urllib.error  # pylint: disable=import-outside-toplevel
     reason = exc.reason if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError) else exc
     if isinstance(reason, ssl.SSLCertVerificationError):
         return "TLS certificate verification failed (%s); set agentops_notify_ca_bundle for a private CA" % (
@@ -649,6 +656,7 @@ class Sender(object):
 
         ``creates``: the request makes something (a ticket) that a repeat would make twice, so a request that may have
         reached the server (time-out, reset) is not repeated."""
+        import http.client  # pylint: disable=import-outside-toplevel
         retry = 0
         message = None
         while True:

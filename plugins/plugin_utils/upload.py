@@ -33,19 +33,14 @@ __metaclass__ = type
 import datetime
 import hashlib
 import hmac
-import http.client
 import io
 import json
 import os
 import random
 import re
-import ssl
 import tarfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from xml.etree import ElementTree
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import safefile
 from ansible_collections.agentops.runbooks.plugins.plugin_utils import notify
@@ -420,24 +415,9 @@ def describe(result):
 
 # ------------------------------------------------------------------ reading back (aggregation)
 def reading_transport(max_body=MAX_READ):
-    """notify.urllib_transport's behaviour (system CAs, no redirects, an HTTP error returned), reading whole files
-    up to ``max_body`` bytes instead of a sink's short answer."""
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ssl.create_default_context()), notify.NoRedirect)
-
-    def send(method, url, body, headers, timeout):
-        request = urllib.request.Request(url, data=body, headers=headers, method=method)
-        try:
-            with opener.open(request, timeout=timeout) as response:
-                return response.status, dict((k.lower(), v) for k, v in response.headers.items()), response.read(max_body)
-        except urllib.error.HTTPError as exc:
-            try:
-                data = exc.read(notify.MAX_BODY)
-            except (OSError, http.client.HTTPException):
-                data = b""
-            finally:
-                exc.close()
-            return exc.code, dict((k.lower(), v) for k, v in (exc.headers or {}).items()), data
-    return send
+    """notify.urllib_transport (system CAs, no redirects, an HTTP error returned), reading whole files up to
+    ``max_body`` bytes instead of a sink's short answer."""
+    return notify.urllib_transport(max_body=max_body)
 
 
 def _get(conf, url, transport, environ, deadline):
@@ -464,6 +444,7 @@ def list_names(conf, incident_id, folder, transport=None, environ=None, deadline
             url = "%s?%s" % (_s3_base(conf), "&".join("%s=%s" % (k, urllib.parse.quote(v, safe="-_.~")) for k, v in sorted(query.items())))
             if not conf["endpoint_url"] and "." not in conf["bucket"]:
                 url = url.replace(_s3_base(conf) + "?", _s3_base(conf) + "/?")
+            from xml.etree import ElementTree  # pylint: disable=import-outside-toplevel  # only when reading a listing back
             tree = ElementTree.fromstring(_get(conf, url, transport, environ, deadline))
             space = tree.tag.partition("}")[0] + "}" if tree.tag.startswith("{") else ""
             names += [item.findtext(space + "Key")[len(prefix):] for item in tree.iter(space + "Contents")]

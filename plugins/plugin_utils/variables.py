@@ -38,6 +38,11 @@ def known_names(root=ROOT):
     return _KNOWN[root]
 
 
+# Read once when an action plugin imports this module, in ansible-playbook's main process: every worker forked after
+# that (one per host and task) has the names already.
+known_names()
+
+
 def unknown_variables(names, known=None):
     """[{name, suggestion}] for each of ``names`` that has a collection prefix but that the collection does not
     define; ``suggestion`` is the closest known name or None."""
@@ -115,6 +120,25 @@ def problems(value_of, flags, ranges, thresholds, patterns, public, defined):
             except re.error as exc:
                 out.append("%s entry %r is not a valid regular expression: %s." % (named(name), item, exc))
     return out
+
+
+def with_families(task_vars, ranges, patterns):
+    """``ranges`` and ``patterns`` (variable names) with the signal families' variables: the ranges their registry
+    entries give, as ``diagnose_<suffix>``. Those variables have no role default (the diagnostics action reads
+    ``diagnose_<suffix>``, else ``agentops_<suffix>``), so each name becomes whichever of the two the user set."""
+    from ansible_collections.agentops.runbooks.plugins.module_utils import collectors
+    entries = collectors.role_variables()
+    suffixes = set(entry["suffix"] for entry in entries)
+
+    def effective(name):
+        if name.startswith("diagnose_") and name[len("diagnose_"):] in suffixes and name not in task_vars:
+            return "agentops_" + name[len("diagnose_"):]
+        return name
+    ranges = dict(ranges or {})
+    for entry in entries:
+        if entry["range"] is not None:
+            ranges.setdefault("diagnose_" + entry["suffix"], list(entry["range"]))
+    return dict((effective(name), bounds) for name, bounds in ranges.items()), [effective(name) for name in patterns or []]
 
 
 def check(task_vars, template, flags=(), ranges=None, thresholds=None, patterns=(), public=None):

@@ -65,6 +65,8 @@ def test_fqcn_playbook_default_report_dir_is_relative_to_the_working_directory(t
     (["-e", '{"agentops_thresholds": {"host.disk_space": {"high": -5}}}'], "threshold host.disk_space.high must be a finite number"),
     (["-e", '{"agentops_process_patterns": ["node", "(claude"]}'],
      "agentops_process_patterns entry '(claude' is not a valid regular expression"),
+    # the incident_report role's argument spec, checked by its action (the playbook imports it with rolespec_validate: false)
+    (["-e", '{"incident_report_recent_window": "soon"}'], "incident_report_recent_window"),
 ])
 def test_bad_input_fails_with_one_clear_sentence(extra, sentence, tmp_path):
     proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % (tmp_path / "reports"), *extra)
@@ -73,6 +75,38 @@ def test_bad_input_fails_with_one_clear_sentence(extra, sentence, tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
     if "report_dir" not in " ".join(extra):
         assert not (tmp_path / "reports").exists(), "nothing may be done after bad input"
+
+
+def test_a_healthy_host_runs_one_task_and_the_report_one(tmp_path):
+    """The variable check, the family calls and the record are one task on a host; nothing runs skipped beside it."""
+    proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % tmp_path, "-e", "agentops_incident_id=ONE-1")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert re.search(r"localhost\s+: ok=2\s+changed=0\s+unreachable=0\s+failed=0\s+skipped=0\s+rescued=0", proc.stdout), proc.stdout[-1500:]
+    assert "Validating arguments against arg spec" not in proc.stdout  # checked inside the two tasks instead
+    assert json.loads((tmp_path / "ONE-1" / "report.json").read_text())["hosts"]["localhost"]["status"] in ("ok", "partial")
+
+
+def test_an_unreachable_host_is_recorded_by_the_rescue_and_the_others_still_report(tmp_path):
+    """A host whose SSH port refuses (a port this test just freed): the call fails as unreachable, the role's rescue
+    records it, the healthy host reports, and the verdict names the unreachable host."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+                         "      ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
+                         "    gone:\n      ansible_host: 127.0.0.1\n      ansible_port: %d\n      ansible_connection: ssh\n" % port)
+    proc = playbook("-i", str(inventory), "playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % tmp_path,
+                    "-e", "agentops_incident_id=GONE-1")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert re.search(r"gone\s+: ok=1\s+changed=0\s+unreachable=0\s+failed=0\s+skipped=1\s+rescued=1", proc.stdout), proc.stdout[-1500:]
+    report = json.loads((tmp_path / "GONE-1" / "report.json").read_text())
+    assert report["hosts"]["gone"]["status"] == "unreachable"
+    assert [f["id"] for f in report["hosts"]["gone"]["findings"]] == ["diagnose.unreachable"]
+    assert "port %d" % port in report["hosts"]["gone"]["findings"][0]["evidence"]["error"]
+    assert report["hosts"]["localhost"]["status"] in ("ok", "partial")
+    assert "unreachable (gone)" in report["severity_reason"]
 
 
 def test_a_misspelled_variable_warns_in_the_output_and_the_report(tmp_path):
