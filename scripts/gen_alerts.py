@@ -235,16 +235,15 @@ def outputs(base=None):
     return {os.path.join(ROOT, RULES_FILE): rules_file(base), os.path.join(ROOT, DOCS_FILE): alerting_page(base)}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if a generated file is missing or stale")
-    args = parser.parse_args()
+def sync(files, check, what):
+    """Write each of ``files`` ({path: text}) whose text changed, saying so; with ``check``, write nothing and exit
+    with the stale ones named (``what``: "Generated docs")."""
     stale = []
-    for path, text in outputs().items():
+    for path, text in files.items():
         current = open(path).read() if os.path.exists(path) else None
         if current == text:
             continue
-        if args.check:
+        if check:
             stale.append(os.path.relpath(path, ROOT))
         else:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -252,7 +251,13 @@ def main():
                 handle.write(text)
             print("wrote %s" % os.path.relpath(path, ROOT))
     if stale:
-        sys.exit("Generated alert files are stale (run `make docs`): %s" % ", ".join(stale))
+        sys.exit("%s are stale (run `make docs`): %s" % (what, ", ".join(stale)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a generated file is missing or stale")
+    sync(outputs(), parser.parse_args().check, "Generated alert files")
 
 
 if __name__ == "__main__":

@@ -358,20 +358,7 @@ def outputs():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if a generated file is missing or stale")
-    args = parser.parse_args()
-    stale = []
-    for path, text in outputs().items():
-        current = open(path).read() if os.path.exists(path) else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(os.path.relpath(path, ROOT))
-        else:
-            with open(path, "w") as handle:
-                handle.write(text)
-            print("wrote %s" % os.path.relpath(path, ROOT))
-    if stale:
-        sys.exit("Generated docs are stale (run `make docs`): %s" % ", ".join(stale))
+    gen_alerts.sync(outputs(), parser.parse_args().check, "Generated docs")
 
 
 if __name__ == "__main__":

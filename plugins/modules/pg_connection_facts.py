@@ -138,19 +138,11 @@ incomplete:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import collect_one, family, wrapper_spec
-
-FAMILY = family('pg')
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import run_wrapper
 
 
 def main():
-    module = AnsibleModule(argument_spec=wrapper_spec(FAMILY), supports_check_mode=True)
-    try:
-        result = collect_one(FAMILY, module, module.params)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **result)
+    run_wrapper("pg")
 
 
 if __name__ == "__main__":

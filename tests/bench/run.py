@@ -204,21 +204,33 @@ def fixtures():
 
 
 def shell(command):
+    return shell_cpu(command)[:2]
+
+
+def shell_cpu(command):
+    """(wall seconds, stdout, CPU seconds of every process of the pipeline: user + system, from the children's rusage)."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    elapsed = time.monotonic() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):  # grep -c finds nothing: 1
         sys.exit("bench: %s failed: %s" % (command, proc.stderr.decode()[-500:]))
-    return time.monotonic() - began, proc.stdout.decode()
+    return elapsed, proc.stdout.decode(), (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def child(argv):
-    """Run this file with ``argv`` in a child interpreter: (seconds, its JSON output, peak RSS in MB from wait4)."""
+def child(argv, cpu=None):
+    """Run this file with ``argv`` in a child interpreter: (seconds, its JSON output, peak RSS in MB from wait4); with a
+    list ``cpu``, its CPU seconds (user + system) are appended to it."""
     began = time.monotonic()
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)] + argv, env=env(), stdout=subprocess.PIPE)
     out = proc.stdout.read()
     status, rusage = os.wait4(proc.pid, 0)[1:]
     if status:
         sys.exit("bench: %s failed" % " ".join(argv))
+    if cpu is not None:
+        cpu.append(rusage.ru_utime + rusage.ru_stime)
     return time.monotonic() - began, json.loads(out), rusage.ru_maxrss / 1024.0
 
 
@@ -308,9 +320,12 @@ def bench_log_scan(tmp):
         mb = size / 1048576.0
         shell("cat %s > /dev/null" % path)  # everything from the page cache, for every contender
         grep_seconds, grep_out = shell("grep -c ERROR %s" % path)
-        steps = [(name, shell(command.format(f=path))[0]) for name, command in PIPELINES[kind]]
+        runs = [(name, shell_cpu(command.format(f=path))) for name, command in PIPELINES[kind]]
+        steps = [(name, run[0]) for name, run in runs]
         pipeline = sum(seconds for dummy, seconds in steps)
-        wall, out, rss = child(["scan", path])
+        pipeline_cpu = sum(run[2] for dummy, run in runs)
+        scan_cpu = []
+        wall, out, rss = child(["scan", path], scan_cpu)
         scan = out["seconds"]
         reference_mb = min(64.0, mb)
         ref_wall, ref, dummy = child(["scan", path, str(reference_mb)])
@@ -322,6 +337,9 @@ def bench_log_scan(tmp):
                  wall, rss, "OK" if rss < 100 else "MISSED"))
         print("  shell pipeline: %s = %.2f s total = %.0f MB/s; log_scan / pipeline %.2fx (target >= 1.00x) %s"
               % (", ".join("%s %.2f s" % step for step in steps), pipeline, mb / pipeline, ratio, "OK" if ratio >= 1 else "MISSED"))
+        print("  CPU: the pipelines' processes %.2f CPU-s (%.1f cores busy on average, %d here); log_scan %.2f CPU-s on one core by "
+              "design (a diagnosis must not take a struggling host's cores); CPU ratio %.2fx"
+              % (pipeline_cpu, pipeline_cpu / pipeline, os.cpu_count() or 1, scan_cpu[0], pipeline_cpu / scan_cpu[0]))
         print("  grep -c ERROR: %.2f s = %.0f MB/s (%s matches): log_scan at %.3fx grep; reference path (read_chunks + feed_lines) "
               "%.0f MB/s on the first %.0f MB: fast path %.1fx the reference"
               % (grep_seconds, mb / grep_seconds, grep_out.strip(), grep_seconds / scan, (ref["bytes"] or 0) / 1048576.0 / ref["seconds"],

@@ -247,6 +247,29 @@ def collect_one(family, module, params):
     return family.collect(module, params)
 
 
+def check_ranges(family, params, unit=""):
+    """ValueError with one sentence for the first option of ``family.ranges`` whose value in ``params`` is missing or
+    outside its bounds (``unit``, e.g. "seconds", follows the bounds). The same ranges check the public variables on
+    the controller (role_variables), so the module and the role refuse the same values."""
+    for option, (low, high) in family.ranges.items():
+        value = params.get(option)
+        if value is None or not low <= value <= high:
+            raise ValueError("%s must be between %s and %s%s, got %s." % (option, low, high, " " + unit if unit else "", value))
+
+
+def run_wrapper(name):
+    """The whole of a family's own module (host_facts, process_facts, pg_connection_facts, log_scan): its arguments
+    (wrapper_spec), its family's collect with them, its result or one sentence."""
+    from ansible.module_utils.basic import AnsibleModule  # pylint: disable=import-outside-toplevel  # only a module needs it
+    wrapped = family(name)
+    module = AnsibleModule(argument_spec=wrapper_spec(wrapped), supports_check_mode=True)
+    try:
+        result = collect_one(wrapped, module, module.params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **result)
+
+
 def validated(family, raw):
     """``raw`` options of ``family`` typed and defaulted by its argument spec; ValueError with the first problem."""
     result = ArgumentSpecValidator(family.options).validate(dict(raw or {}))

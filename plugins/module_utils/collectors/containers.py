@@ -24,6 +24,7 @@ import os
 import re
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import ctr_engine as ce
 from ansible_collections.agentops.runbooks.plugins.module_utils import ctr_inspect as ci
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
@@ -623,9 +624,7 @@ class ContainersFamily(object):
     ranges = {"command_timeout": [1, 120]}
 
     def collect(self, module, params):
-        low, high = self.ranges["command_timeout"]
-        if not low <= params["command_timeout"] <= high:
-            raise ValueError("command_timeout must be between %s and %s seconds, got %s." % (low, high, params["command_timeout"]))
+        check_ranges(self, params, "seconds")
         bad = [r for r in params["runtimes"] if r not in RUNTIMES]
         if bad:
             raise ValueError("runtimes takes docker and podman, got %s." % ", ".join(bad))

@@ -25,6 +25,7 @@ try:
 except ImportError:  # pragma: no cover
     from urllib import quote  # noqa
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import coord_http, coord_resp, coord_sql, pg
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
@@ -581,10 +582,7 @@ def _pg_sentence(exc, where, params):
 
 def _validate(params):
     """Checks the argument spec cannot express; ValueError with one sentence naming the option."""
-    for option, (low, high) in CoordinationFamily.ranges.items():
-        value = params[option]
-        if value is None or not low <= value <= high:
-            raise ValueError("%s must be between %s and %s, got %s." % (option, low, high, value))
+    check_ranges(CoordinationFamily, params)
     if params.get("redis_url"):
         coord_resp.parse_url(params["redis_url"], "agentops_redis_url")
     if params.get("rabbitmq_api_url"):

@@ -17,6 +17,7 @@ import errno
 import os
 import threading
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import net_probe, net_sockets, procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor
@@ -287,9 +288,7 @@ class EndpointsFamily(object):
     ranges = {"probe_timeout": [0.5, 60]}
 
     def collect(self, module, params):
-        low, high = self.ranges["probe_timeout"]
-        if not low <= params["probe_timeout"] <= high:
-            raise ValueError("probe_timeout must be between %s and %s seconds, got %s." % (low, high, params["probe_timeout"]))
+        check_ranges(self, params, "seconds")
         entries = params["endpoints"] or []
         if len(entries) > ENDPOINTS_MAX:
             raise ValueError("endpoints lists %d entries; at most %d are probed in one run." % (len(entries), ENDPOINTS_MAX))

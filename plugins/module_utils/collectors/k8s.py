@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import k8s_objects as ko
 from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.services import find_bin, run_command
@@ -542,9 +543,7 @@ class K8sFamily(object):
     ranges = dict(command_timeout=[1, 120], drain_seconds=[0, 86400])
 
     def collect(self, module, params):
-        for option, (low, high) in self.ranges.items():
-            if not low <= params[option] <= high:
-                raise ValueError("%s must be between %s and %s seconds, got %s." % (option, low, high, params[option]))
+        check_ranges(self, params, "seconds")
         namespaces = [str(n).strip() for n in params["namespaces"]]
         bad = [n for n in namespaces if n != ALL and not (ko.NAMESPACE_NAME.match(n) and len(n) <= 63)]
         if bad:

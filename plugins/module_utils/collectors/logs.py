@@ -11,6 +11,7 @@ __metaclass__ = type
 import os
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import PORT_SERVICES, Scanner, SkipFile, expand, iso
 from ansible_collections.agentops.runbooks.plugins.module_utils.logscan import journal_reader, scan_file
@@ -148,7 +149,8 @@ class LogsFamily(object):
     )
     secrets = {}
     enabled_by = ("log_paths", "journald_units")
-    ranges = dict(since=(0, 100000000), recent_window=(1, 31536000))
+    ranges = dict(since=(0, 100000000), max_bytes=(1024, 2 ** 40), max_line_bytes=(256, 16 * 2 ** 20), bucket_seconds=(1, 86400),
+                  top_n=(0, 1000), timeout=(1, 3600), recent_window=(1, 31536000))
     options = dict(
         paths=dict(type="list", elements="str", default=[]),
         journald_units=dict(type="list", elements="str", default=[]),
@@ -162,11 +164,7 @@ class LogsFamily(object):
     )
 
     def collect(self, module, params):
-        for name, low, high in (("since", 0, 10 ** 8), ("max_bytes", 1024, 2 ** 40), ("max_line_bytes", 256, 16 * 2 ** 20),
-                                ("bucket_seconds", 1, 86400), ("top_n", 0, 1000), ("timeout", 1, 3600),
-                                ("recent_window", 1, 31536000)):
-            if not low <= params[name] <= high:
-                raise ValueError("%s must be between %s and %s, got %s." % (name, low, high, params[name]))
+        check_ranges(self, params)
         if not params["paths"] and not params["journald_units"]:
             raise ValueError("Nothing to scan: give paths or journald_units.")
         return scan(params, journal_reader(module) if params["journald_units"] else None)

@@ -20,6 +20,7 @@ import os
 import posixpath
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import node_runtime as nr
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
@@ -361,9 +362,7 @@ class NodeFamily(object):
     )
 
     def collect(self, module, params):
-        low, high = self.ranges["version_timeout"]
-        if not low <= params["version_timeout"] <= high:
-            raise ValueError("version_timeout must be between %s and %s seconds, got %s." % (low, high, params["version_timeout"]))
+        check_ranges(self, params, "seconds")
         if not params["patterns"]:
             raise ValueError("patterns must name at least one process pattern.")
         patterns = procfs.compile_patterns(params["patterns"])

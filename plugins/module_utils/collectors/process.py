@@ -11,6 +11,7 @@ __metaclass__ = type
 import os
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils.memory import MemoryCollector, kernel_log_reader
@@ -278,7 +279,7 @@ class ProcessFamily(object):
     )
     secrets = {}
     enabled_by = None
-    ranges = dict(top_n=(0, 1000), leak_window=(0, 600), leak_min_age=(0, 86400))
+    ranges = dict(leak_window=(0, 600), leak_samples=(4, 100), leak_min_age=(0, 86400), leak_max_processes=(1, 1000), top_n=(0, 1000))
     options = dict(
         patterns=dict(type="list", elements="str", default=["node", "claude", "npx", "npm"]),
         top_n=dict(type="int", default=10),
@@ -293,10 +294,7 @@ class ProcessFamily(object):
     )
 
     def collect(self, module, params):
-        for name, low, high in (("leak_window", 0, 600), ("leak_samples", 4, 100), ("leak_min_age", 0, 86400),
-                                ("leak_max_processes", 1, 1000), ("top_n", 0, 1000)):
-            if not low <= params[name] <= high:
-                raise ValueError("%s must be between %s and %s, got %s." % (name, low, high, params[name]))
+        check_ranges(self, params)
         if not params["patterns"]:
             raise ValueError("patterns must name at least one process pattern.")
         patterns = procfs.compile_patterns(params["patterns"])

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import ctr_engine, procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils import svc_parse as sp
@@ -487,9 +488,7 @@ class ServicesFamily(object):
     ranges = {"command_timeout": [1, 120]}
 
     def collect(self, module, params):
-        low, high = self.ranges["command_timeout"]
-        if not low <= params["command_timeout"] <= high:
-            raise ValueError("command_timeout must be between %s and %s seconds, got %s." % (low, high, params["command_timeout"]))
+        check_ranges(self, params, "seconds")
         if not params["patterns"]:
             raise ValueError("patterns must name at least one process pattern.")
         bad = [r for r in params["runtimes"] if r not in ("docker", "podman")]

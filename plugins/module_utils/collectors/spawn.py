@@ -23,6 +23,7 @@ import os
 import platform
 import re
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils import redact
@@ -390,9 +391,7 @@ class SpawnFamily(object):
     ranges = {"prompt_bytes": [0, 16777216]}
 
     def collect(self, module, params):
-        low, high = self.ranges["prompt_bytes"]
-        if not low <= params["prompt_bytes"] <= high:
-            raise ValueError("prompt_bytes must be between %d and %d, got %d." % (low, high, params["prompt_bytes"]))
+        check_ranges(self, params)
         if not params["commands"]:
             raise ValueError("commands must name at least one command.")
         if len(params["commands"]) > 50:
