@@ -149,6 +149,9 @@ EXPLAINS = {
     "containers.restart_loop": [
         {"effects": ("log.ws_abnormal_close",) + _CALLERS + _ERRORS, "same": ["host"], "window_seconds": _HOUR, "before": True,
          "because": "every restart drops the container's connections"},
+        {"effects": ("services.crash_loop",), "same": ["host", "application"],
+         "because": "the services family sees the same container restart through its supervisor (docker or podman): one restart "
+                    "loop, reported by both families, with the container's runtime as the better witness"},
     ],
     "endpoints.unreachable": [
         {"effects": ("log.econnrefused", "services.crash_loop", "services.down"), "same": ["port"],

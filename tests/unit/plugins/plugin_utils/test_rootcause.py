@@ -133,6 +133,20 @@ def test_memory_leak_oom_kill_crash_loop_and_websocket_1006_at_the_monitor():
     assert "To be confirmed" in whys[-1] and "agent process memory keeps growing on agent-1" in whys[-1]
 
 
+def test_one_container_restart_loop_seen_by_both_families_is_one_problem_not_two():
+    """A docker container restarting: the containers family (its runtime) and the services family (docker as supervisor)
+    both report it; the crash loop is explained by the restart loop of the same container, and a crash loop of another
+    service on the host is not."""
+    report = report_of({
+        "agent-1": [event("containers.restart_loop", "critical", 30, 1, runtime="docker", container="agent-api", subject="docker agent-api"),
+                    event("services.crash_loop", "critical", 30, 1, service="agent-api", supervisor="docker", subject="docker agent-api"),
+                    event("services.crash_loop", "high", 30, 1, service="billing", supervisor="systemd", subject="systemd billing")],
+    })
+    by_subject = dict((f["subject"], f) for f in report["hosts"]["agent-1"]["findings"] if f["id"] == "services.crash_loop")
+    assert by_subject["docker agent-api"].get("explained_by"), by_subject
+    assert not by_subject["systemd billing"].get("explained_by")
+
+
 def test_an_effect_that_began_before_its_cause_is_not_explained_by_it():
     report = report_of({
         "agent-1": [fm.make("proc.oom_kill", "high", {"count": 1, "pid": 1, "comm": "node", "when": at(10), "first_seen": at(10),
