@@ -73,7 +73,8 @@ class ActionModule(ActionBase):
         """The role's variables checked before anything runs: (result, None) when they pass (with the warnings of
         misspelled ones in ``result``), else (None, the failed result)."""
         if not isinstance(validate, dict):
-            return None, dict(result, failed=True, msg="validate must be a mapping of what to check, got %s." % type(validate).__name__)
+            return None, dict(result, failed=True, agentops_refused=True,
+                              msg="validate must be a mapping of what to check, got %s." % type(validate).__name__)
         found = rolespec.problems(self._task, task_vars, self._templar)
         if found:
             return None, rolespec.refusal(result, found, "diagnose")
@@ -83,11 +84,11 @@ class ActionModule(ActionBase):
                                                         validate.get("thresholds"), patterns, validate.get("public"))
         except ValueError as exc:
             return None, dict(result, failed=True, agentops_refused=True, msg=str(exc))
+        if messages:  # a misspelled variable warns, whether the others pass or not
+            result["warnings"] = list(result.get("warnings") or []) + messages
         if problems:
             more = " (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:])) if len(problems) > 1 else ""
             return None, dict(result, failed=True, agentops_refused=True, msg=problems[0] + more, problems=problems)
-        if messages:
-            result["warnings"] = list(result.get("warnings") or []) + messages
         return result, None
 
     def run(self, tmp=None, task_vars=None):
@@ -122,8 +123,11 @@ class ActionModule(ActionBase):
             except (OSError, ValueError, AttributeError) as exc:
                 display.vvv("agentops: payload cache not used: %s" % exc)
                 store = None
+        warnings = list(result.get("warnings") or [])  # the variable check's, kept beside the module's own
         try:
             result.update(self._execute_module(module_name="agentops.runbooks.diagnostics", module_args=args, task_vars=task_vars))
+            if warnings:
+                result["warnings"] = warnings + [w for w in result.get("warnings") or [] if w not in warnings]
         except AnsibleConnectionFailure as exc:
             # Failed, not unreachable: the role's rescue records the host as unreachable (Ansible applies no fact of an
             # unreachable result, and a task of its own for that case would run, skipped, on every healthy host).

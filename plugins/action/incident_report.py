@@ -123,6 +123,14 @@ class ActionModule(ActionBase):
         if (is_partial or partials_from) and TIMESTAMP_ID.match(incident_id) and "agentops_incident_id" not in task_vars:
             problems.append("%s needs agentops_incident_id: every slice and the aggregation must name the same incident." % (
                 "agentops_report_partial" if is_partial else "agentops_report_partials_from"))
+        # A host whose diagnose variables were refused (the diagnose role's rescue set diagnose_refused): no report at all,
+        # rather than one that counts that host as unreachable (a false SEV-1) or leaves it out.
+        all_hostvars = task_vars.get("hostvars") or {}
+        for name in list(args.get("hosts") or []):
+            refused = _var(all_hostvars.get(name) or {}, None, "diagnose_refused")
+            if refused:
+                problems.append("No report: the variables of %s are not valid: %s" % (name, refused))
+                break
         if problems:
             return dict(result, failed=True, msg=notify.scrub(problems[0], hidden), problems=notify.scrub(problems, hidden))
         if is_partial:

@@ -10,7 +10,8 @@ relation never touches a rule's text; a unit test checks that every id named her
 ``EXPLAINS`` maps a cause's rule id to a list of relations::
 
     {"effects": ("log.spawn_eagain", ...),   # the rule ids it explains
-     "same": ["host"],                        # what cause and effect must share: "host", "port", "application";
+     "same": ["host"],                        # what cause and effect must share: "host", "port", "application",
+                                              # "subject" (the same thing, named alike: "docker agent-api");
                                               # [] = anywhere in the incident
      "window_seconds": 3600,                  # optional: the effect began at most this long after the cause's last sign
      "before": True,                          # optional: the cause's first sign precedes the effect's (60 s slack)
@@ -149,7 +150,7 @@ EXPLAINS = {
     "containers.restart_loop": [
         {"effects": ("log.ws_abnormal_close",) + _CALLERS + _ERRORS, "same": ["host"], "window_seconds": _HOUR, "before": True,
          "because": "every restart drops the container's connections"},
-        {"effects": ("services.crash_loop",), "same": ["host", "application"],
+        {"effects": ("services.crash_loop",), "same": ["host", "subject"],
          "because": "the services family sees the same container restart through its supervisor (docker or podman): one restart "
                     "loop, reported by both families, with the container's runtime as the better witness"},
     ],

@@ -18,7 +18,14 @@ __metaclass__ = type
 
 import os
 
+from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+
+def unrendered(name, exc):
+    """One sentence for a variable whose value Ansible could not render (its first line: no origin block)."""
+    first = (str(exc).strip().splitlines() or ["no reason given"])[0].rstrip(".")
+    return "%s could not be rendered: %s." % (name, first)
 
 
 def role_options(task, entry_point="main"):
@@ -44,7 +51,13 @@ def problems(task, task_vars, templar, entry_point="main"):
     options = role_options(task, entry_point)
     if not options:
         return []
-    provided = templar.template(dict((name, task_vars[name]) for name in options if name in task_vars))
+    provided = {}
+    for name in options:
+        if name in task_vars:
+            try:
+                provided[name] = templar.template(task_vars[name])
+            except AnsibleError as exc:  # an undefined variable inside the value: the value is not valid either
+                return [unrendered(name, exc)]
     validator = ArgumentSpecValidator(options)
     try:
         result = validator.validate(provided, validate_role_argument_spec=True)

@@ -43,7 +43,9 @@ def _tokens(name):
 
 
 def keys(item, host, context=None):
-    """What a finding offers to the conditions: ``{"host": {host}, "port": {int}, "application": {token sets}}``."""
+    """What a finding offers to the conditions: ``{"host": {host}, "port": {int}, "application": {token sets},
+    "subject": {the finding's subject}}`` (the subject: the very same thing, e.g. "docker agent-api", named alike by two
+    families)."""
     evidence = item.get("evidence") or {}
     ports = set()
     for key in PORT_KEYS:
@@ -66,7 +68,7 @@ def keys(item, host, context=None):
     if item.get("id") == "pg.pool_hog" and item.get("subject"):
         names.add(str(item["subject"]))
     applications = set(t for t in (_tokens(n) for n in names) if t)
-    return {"host": {host}, "port": ports, "application": applications}
+    return {"host": {host}, "port": ports, "application": applications, "subject": {item["subject"]} if item.get("subject") else set()}
 
 
 def _same_application(causes, effects):

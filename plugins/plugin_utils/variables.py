@@ -17,7 +17,9 @@ import glob
 import os
 import re
 
+from ansible.errors import AnsibleError
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
+from ansible_collections.agentops.runbooks.plugins.plugin_utils import rolespec
 
 PREFIXES = ("agentops_", "process_reaper_", "pg_connections_", "log_collection_", "deploy_rollback_",
             "diagnose_", "incident_report_", "service_restart_")
@@ -148,6 +150,11 @@ def check(task_vars, template, flags=(), ranges=None, thresholds=None, patterns=
     unknown = unknown_variables(task_vars)
 
     def value_of(name):
-        return template(task_vars[name]) if name in task_vars else None
+        if name not in task_vars:
+            return None
+        try:
+            return template(task_vars[name])
+        except AnsibleError as exc:  # an undefined variable inside the value: refused, naming the variable
+            raise ValueError(rolespec.unrendered(name, exc))
     found = problems(value_of, flags or [], ranges or {}, thresholds, patterns or [], public or {}, set(task_vars))
     return unknown, [warning(item) for item in unknown], found

@@ -55,7 +55,8 @@ def test_fqcn_playbook_default_report_dir_is_relative_to_the_working_directory(t
     (["-e", "agentops_top_n=100000"], "agentops_top_n must be between 0 and 1000, got 100000."),
     (["-e", "agentops_leak_window=-5"], "agentops_leak_window must be between 0 and 600, got -5."),
     (["-e", "agentops_leak_window=86400"], "agentops_leak_window must be between 0 and 600, got 86400."),
-    (["-e", "agentops_mount_timeout=-1"], "agentops_mount_timeout must be between 0 and 60, got -1."),
+    (["-e", "agentops_mount_timeout=0"], "agentops_mount_timeout must be between 0.1 and 60, got 0."),
+    (["-e", "agentops_mount_timeout=-1"], "agentops_mount_timeout must be between 0.1 and 60, got -1."),
     (["-e", "agentops_pg_port=70000"], "agentops_pg_port must be between 1 and 65535, got 70000."),
     (["-e", "agentops_log_window=-1"], "agentops_log_window must be between 0 and 100000000, got -1."),
     (["-e", "agentops_sev1_host_ratio=1.5"], "agentops_sev1_host_ratio must be between 0.01 and 1, got 1.5."),
@@ -67,6 +68,9 @@ def test_fqcn_playbook_default_report_dir_is_relative_to_the_working_directory(t
      "agentops_process_patterns entry '(claude' is not a valid regular expression"),
     # the incident_report role's argument spec, checked by its action (the playbook imports it with rolespec_validate: false)
     (["-e", '{"incident_report_recent_window": "soon"}'], "incident_report_recent_window"),
+    # a value with an undefined variable inside is refused too, naming the variable (not recorded as failed families)
+    (["-e", "agentops_top_n={{ nope }}"], "agentops_top_n could not be rendered: 'nope' is undefined."),
+    (["-e", "diagnose_check_timeout={{ nope }}"], "diagnose_check_timeout could not be rendered: 'nope' is undefined."),
 ])
 def test_bad_input_fails_with_one_clear_sentence(extra, sentence, tmp_path):
     proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % (tmp_path / "reports"), *extra)
@@ -100,13 +104,36 @@ def test_an_unreachable_host_is_recorded_by_the_rescue_and_the_others_still_repo
     proc = playbook("-i", str(inventory), "playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % tmp_path,
                     "-e", "agentops_incident_id=GONE-1")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert re.search(r"gone\s+: ok=1\s+changed=0\s+unreachable=0\s+failed=0\s+skipped=1\s+rescued=1", proc.stdout), proc.stdout[-1500:]
+    assert re.search(r"gone\s+: ok=1\s+changed=0\s+unreachable=0\s+failed=0\s+skipped=2\s+rescued=1", proc.stdout), proc.stdout[-1500:]
     report = json.loads((tmp_path / "GONE-1" / "report.json").read_text())
     assert report["hosts"]["gone"]["status"] == "unreachable"
     assert [f["id"] for f in report["hosts"]["gone"]["findings"]] == ["diagnose.unreachable"]
     assert "port %d" % port in report["hosts"]["gone"]["findings"][0]["evidence"]["error"]
     assert report["hosts"]["localhost"]["status"] in ("ok", "partial")
     assert "unreachable (gone)" in report["severity_reason"]
+
+
+def test_a_bad_variable_on_one_host_means_no_report_for_any(tmp_path):
+    """Two hosts, one with a host variable out of range: that host fails with the sentence, and no report is written
+    (not one that would count it as unreachable: a false SEV-1)."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all:\n  vars:\n    ansible_connection: local\n    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
+                         "  hosts:\n    good: {}\n    bad:\n      agentops_top_n: -1\n")
+    proc = playbook("-i", str(inventory), "playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % (tmp_path / "reports"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "No report: the variables of bad are not valid: agentops_top_n must be between 0 and 1000, got -1." in out
+    assert "Traceback" not in out and "is undefined" not in out
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_misspelled_variable_still_warns_when_another_is_refused(tmp_path):
+    proc = playbook("playbooks/diagnose.yml", "-e", "agentops_report_dir=%s" % tmp_path, "-e", "agentops_leak_windw=60",
+                    "-e", "agentops_top_n=-1")
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert "agentops_top_n must be between 0 and 1000, got -1." in out
+    assert "agentops_leak_windw is not a variable of agentops.runbooks (did you mean agentops_leak_window?)" in out
 
 
 def test_a_misspelled_variable_warns_in_the_output_and_the_report(tmp_path):

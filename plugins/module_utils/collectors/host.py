@@ -12,6 +12,7 @@ import os
 import threading
 import time
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors import check_ranges
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils.procfs import ProcFS, real_mounts
 
@@ -188,7 +189,7 @@ class HostFamily(object):
     variables = dict(mount_timeout=("mount_timeout", "Seconds to wait for each mount's statvfs (a hung NFS mount is reported, not waited on)."))
     secrets = {}
     enabled_by = None
-    ranges = dict(mount_timeout=(0, 60))
+    ranges = dict(mount_timeout=(0.1, 60))  # 0 would wait for no mount: the controller refuses it too
     options = dict(
         proc_root=dict(type="path", default="/proc"),
         mount_timeout=dict(type="float", default=2.0),
@@ -196,8 +197,7 @@ class HostFamily(object):
     )
 
     def collect(self, module, params):
-        if not 0 < params["mount_timeout"] <= 60:
-            raise ValueError("mount_timeout must be between 0 and 60 seconds, got %s." % params["mount_timeout"])
+        check_ranges(self, params, "seconds")
         if not os.path.isfile(os.path.join(params["proc_root"], "loadavg")):
             raise ValueError("proc_root %s does not look like a proc filesystem (no loadavg file)." % params["proc_root"])
         return HostCollector(ProcFS(params["proc_root"]), params["thresholds"], params["mount_timeout"],

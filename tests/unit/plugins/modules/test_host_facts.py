@@ -87,7 +87,7 @@ def test_real_host_through_the_module_entry_point():
 
 
 @pytest.mark.parametrize("args, message", [
-    ({"mount_timeout": 0}, "mount_timeout must be between 0 and 60 seconds"),
+    ({"mount_timeout": 0}, "mount_timeout must be between 0.1 and 60 seconds, got 0.0."),
     ({"thresholds": {"host.disk": {"high": 1}}}, "thresholds names unknown rule 'host.disk'"),
     ({"proc_root": "/nonexistent"}, "does not look like a proc filesystem"),
     ({"bogus": 1}, "Unsupported parameters"),

@@ -57,7 +57,7 @@ def test_every_relation_states_its_condition_and_why():
         for relation in items:
             assert set(relation) <= {"effects", "same", "window_seconds", "before", "because"}, (cause, relation)
             assert relation["effects"] and cause not in relation["effects"], cause
-            assert set(relation["same"]) <= {"host", "port", "application"}, (cause, relation["same"])
+            assert set(relation["same"]) <= {"host", "port", "application", "subject"}, (cause, relation["same"])
             assert isinstance(relation["because"], str) and relation["because"] and not relation["because"].endswith(".")
             assert relation.get("window_seconds") is None or relation["window_seconds"] > 0
 
@@ -136,15 +136,17 @@ def test_memory_leak_oom_kill_crash_loop_and_websocket_1006_at_the_monitor():
 def test_one_container_restart_loop_seen_by_both_families_is_one_problem_not_two():
     """A docker container restarting: the containers family (its runtime) and the services family (docker as supervisor)
     both report it; the crash loop is explained by the restart loop of the same container, and a crash loop of another
-    service on the host is not."""
+    service on the host is not, even one whose name shares a word with the container's."""
     report = report_of({
         "agent-1": [event("containers.restart_loop", "critical", 30, 1, runtime="docker", container="agent-api", subject="docker agent-api"),
                     event("services.crash_loop", "critical", 30, 1, service="agent-api", supervisor="docker", subject="docker agent-api"),
-                    event("services.crash_loop", "high", 30, 1, service="billing", supervisor="systemd", subject="systemd billing")],
+                    event("services.crash_loop", "high", 30, 1, service="billing", supervisor="systemd", subject="systemd billing"),
+                    event("services.crash_loop", "high", 30, 1, service="my-api", supervisor="systemd", subject="systemd my-api")],
     })
     by_subject = dict((f["subject"], f) for f in report["hosts"]["agent-1"]["findings"] if f["id"] == "services.crash_loop")
-    assert by_subject["docker agent-api"].get("explained_by"), by_subject
+    assert "containers.restart_loop" in str(by_subject["docker agent-api"].get("explained_by")), by_subject
     assert not by_subject["systemd billing"].get("explained_by")
+    assert "containers.restart_loop" not in str(by_subject["systemd my-api"].get("explained_by"))
 
 
 def test_an_effect_that_began_before_its_cause_is_not_explained_by_it():
