@@ -26,6 +26,8 @@ description:
   - Credentials come from the kubeconfig; nothing secret is passed on a command line.
 author:
   - agentops.runbooks developers (@agentops)
+extends_documentation_fragment:
+  - agentops.runbooks.kubectl
 options:
   deployment:
     description: The Deployment's name.
@@ -47,16 +49,6 @@ options:
     description: Seconds C(kubectl rollout status) waits for the rollout (1 to 3600).
     type: int
     default: 300
-  kubectl:
-    description: The kubectl command (a name on PATH or a path).
-    type: str
-    default: kubectl
-  kubeconfig:
-    description: Kubeconfig file, passed to kubectl as C(KUBECONFIG) (never on the command line); default is kubectl's own.
-    type: path
-  context:
-    description: Kubeconfig context (C(--context=)); default is the current context.
-    type: str
   command_timeout:
     description: Seconds each reading command may take (1 to 600).
     type: float
@@ -151,8 +143,7 @@ def main():
         argument_spec=dict(
             deployment=dict(type="str", required=True), namespace=dict(type="str", default="default"),
             revision=dict(type="str", default="previous"), wait=dict(type="bool", default=True),
-            timeout=dict(type="int", default=300), kubectl=dict(type="str", default="kubectl"),
-            kubeconfig=dict(type="path"), context=dict(type="str"), command_timeout=dict(type="float", default=30.0),
+            timeout=dict(type="int", default=300), command_timeout=dict(type="float", default=30.0), **kc.CLIENT_SPEC
         ),
         supports_check_mode=True,
     )

@@ -27,6 +27,8 @@ description:
     targets after it are not restarted. What was done is recorded first.
 author:
   - agentops.runbooks developers (@agentops)
+extends_documentation_fragment:
+  - agentops.runbooks.kubectl
 options:
   targets:
     description: What to restart, in order.
@@ -79,16 +81,6 @@ options:
     type: list
     elements: str
     default: [docker, podman]
-  kubectl:
-    description: The kubectl command (a name on PATH or a path).
-    type: str
-    default: kubectl
-  kubeconfig:
-    description: Kubeconfig file, passed to kubectl as C(KUBECONFIG) (never on the command line); default is kubectl's own.
-    type: path
-  context:
-    description: Kubeconfig context for kubectl; default is the current context.
-    type: str
   rollout_timeout:
     description: Seconds a restarted Deployment may take to become ready (1 to 3600).
     type: int
@@ -352,8 +344,7 @@ def main():
             allowed=dict(type="list", elements="raw", default=[]), window=dict(type="int", default=300),
             record_dir=dict(type="path", required=True), pm2=dict(type="str", default="auto"),
             runtimes=dict(type="list", elements="str", default=["docker", "podman"]),
-            kubectl=dict(type="str", default="kubectl"), kubeconfig=dict(type="path"), context=dict(type="str"),
-            rollout_timeout=dict(type="int", default=300), command_timeout=dict(type="float", default=120.0),
+            rollout_timeout=dict(type="int", default=300), command_timeout=dict(type="float", default=120.0), **kc.CLIENT_SPEC
         ),
         supports_check_mode=True,
     )
