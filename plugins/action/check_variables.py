@@ -39,6 +39,5 @@ class ActionModule(ActionBase):
         if messages:
             result["warnings"] = messages
         if problems:
-            more = " (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:])) if len(problems) > 1 else ""
-            return dict(result, failed=True, msg=problems[0] + more, problems=problems)
+            return dict(result, failed=True, msg=variables.first_and_more(problems), problems=problems)
         return result

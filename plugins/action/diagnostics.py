@@ -12,9 +12,9 @@ incident_report role reads): one task instead of a module call and a templated `
 With ``validate`` (the diagnose role passes it), the action first checks the role's variables on the controller, as
 a task of their own would (plugin_utils/rolespec.py, plugin_utils/variables.py): the role's argument spec, the ranges
 of the families' variables from the registry, thresholds and patterns; a misspelled variable warns. A bad value
-fails the call before the module runs, with ``agentops_refused`` set (the role's rescue stops the play on every
-host). A host that cannot be reached fails the call with ``unreachable`` set, and the role's rescue records it: the
-only extra task is on the failure path.
+fails the call before the module runs, with ``agentops_refused`` set (the role's rescue fails that host and records
+``diagnose_refused``, and the incident_report action then writes no report). A host that cannot be reached fails
+the call with ``unreachable`` set, and the role's rescue records it: the only extra tasks are on the failure path.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -87,8 +87,7 @@ class ActionModule(ActionBase):
         if messages:  # a misspelled variable warns, whether the others pass or not
             result["warnings"] = list(result.get("warnings") or []) + messages
         if problems:
-            more = " (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:])) if len(problems) > 1 else ""
-            return None, dict(result, failed=True, agentops_refused=True, msg=problems[0] + more, problems=problems)
+            return None, dict(result, failed=True, agentops_refused=True, msg=variables.first_and_more(problems), problems=problems)
         return result, None
 
     def run(self, tmp=None, task_vars=None):

@@ -20,12 +20,7 @@ import os
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
-
-def unrendered(name, exc):
-    """One sentence for a variable whose value Ansible could not render (its first line: no origin block)."""
-    first = (str(exc).strip().splitlines() or ["no reason given"])[0].rstrip(".")
-    return "%s could not be rendered: %s." % (name, first)
+from ansible_collections.agentops.runbooks.plugins.plugin_utils.variables import first_and_more, unrendered
 
 
 def role_options(task, entry_point="main"):
@@ -68,6 +63,5 @@ def problems(task, task_vars, templar, entry_point="main"):
 
 def refusal(result, found, role):
     """``result`` failed with the first sentence of ``found`` (and how many more), as the role's validation says it."""
-    more = " (and %d more: %s)" % (len(found) - 1, " ".join(found[1:])) if len(found) > 1 else ""
     return dict(result, failed=True, agentops_refused=True, argument_errors=found,
-                msg="The %s role's variables are not valid: %s%s" % (role, found[0], more))
+                msg="The %s role's variables are not valid: %s" % (role, first_and_more(found)))

@@ -19,7 +19,6 @@ import re
 
 from ansible.errors import AnsibleError
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
-from ansible_collections.agentops.runbooks.plugins.plugin_utils import rolespec
 
 PREFIXES = ("agentops_", "process_reaper_", "pg_connections_", "log_collection_", "deploy_rollback_",
             "diagnose_", "incident_report_", "service_restart_")
@@ -124,6 +123,18 @@ def problems(value_of, flags, ranges, thresholds, patterns, public, defined):
     return out
 
 
+def unrendered(name, exc):
+    """One sentence for a variable whose value Ansible could not render (its first line: no origin block)."""
+    first = (str(exc).strip().splitlines() or ["no reason given"])[0].rstrip(".")
+    return "%s could not be rendered: %s." % (name, first)
+
+
+def first_and_more(problems):
+    """One message of several problems: the first sentence, then how many more and which."""
+    more = " (and %d more: %s)" % (len(problems) - 1, " ".join(problems[1:])) if len(problems) > 1 else ""
+    return problems[0] + more
+
+
 def with_families(task_vars, ranges, patterns):
     """``ranges`` and ``patterns`` (variable names) with the signal families' variables: the ranges their registry
     entries give, as ``diagnose_<suffix>``. Those variables have no role default (the diagnostics action reads
@@ -155,6 +166,6 @@ def check(task_vars, template, flags=(), ranges=None, thresholds=None, patterns=
         try:
             return template(task_vars[name])
         except AnsibleError as exc:  # an undefined variable inside the value: refused, naming the variable
-            raise ValueError(rolespec.unrendered(name, exc))
+            raise ValueError(unrendered(name, exc))
     found = problems(value_of, flags or [], ranges or {}, thresholds, patterns or [], public or {}, set(task_vars))
     return unknown, [warning(item) for item in unknown], found
