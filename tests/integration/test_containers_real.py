@@ -78,8 +78,8 @@ def lab(tmp_path_factory):
                             "while true; do touch /data/out.txt; sleep 0.5; done"])
             podman(*base + ["--name", names["sleep"], IMAGE, "sleep", "600"])
             podman(*base + ["--name", names["init"], "--init", IMAGE, "sleep", "600"])
-            podman(*base + ["--name", names["perm"], "--user", "1000:1000", "-v", "%s:/work" % perm_dir, "-w", "/work", IMAGE, "sh", "-c",
-                            "while true; do touch /work/state.json; sleep 0.5; done"])
+            podman(*base + ["--name", names["perm"], "--user", "1000:1000", "-v", "%s:/state" % perm_dir, "-w", "/state", IMAGE, "sh", "-c",
+                            "while true; do touch /state/state.json; sleep 0.5; done"])
             podman(*base + ["--name", names["health"], "--health-cmd", "echo probe failed: upstream answered 503; exit 1",
                             "--health-retries", "1", "--health-interval", "0", IMAGE, "sleep", "600"])
             wait_for("the OOM kill", lambda: inspect(names["oom"])["State"]["Status"] == "exited")
