@@ -85,6 +85,10 @@ for _rule, _hints in RULE_HINTS.items():
         HINT_RULES.setdefault(_hint, []).append(_rule)
 SIGNATURE_HINTS = tuple(HINT_RULES)
 HINT_GATE = _any_of(SIGNATURE_HINTS)  # one search (a trie of the hints): does any hint occur?
+# The trie matches the longest hint that starts where it matches; every hint that starts there is a prefix of that
+# one: hint -> the rules of the hints that are its prefixes (itself included).
+PREFIX_RULES = dict((hint, frozenset(rule for other in SIGNATURE_HINTS if hint.startswith(other) for rule in HINT_RULES[other]))
+                    for hint in SIGNATURE_HINTS)
 PATTERNS = dict(SIGNATURES)
 ID_HINTS = ("Id", "_id", "-id")
 RETRY_AFTER = re.compile(r"retry[-_]?after[\"']?\s*[:=]\s*[\"']?(\d+(?:\.\d+)?)", re.I)
@@ -247,9 +251,17 @@ def known(text, rules=None):
     """((rule id, groups of its match, the retry-after value in the text or None), ...) of the known signatures in
     ``text``, in rule order; only rules one of whose hints occurs are tried (or only ``rules``)."""
     if rules is None:
-        if HINT_GATE.search(text) is None:
+        # the rules of every hint in the text: a search from each place a hint starts (the next search one character
+        # further on) finds every such place and the longest hint there, whose prefixes are the other hints there
+        search = HINT_GATE.search
+        match = search(text)
+        if match is None:
             return ()
-        rules = set(rule for hint in SIGNATURE_HINTS if hint in text for rule in HINT_RULES[hint])
+        rules = set(PREFIX_RULES[match.group()])
+        match = search(text, match.start() + 1)
+        while match is not None:
+            rules.update(PREFIX_RULES[match.group()])
+            match = search(text, match.start() + 1)
     found = []
     for rule_id in sorted(rules):
         match = PATTERNS[rule_id].search(text)
@@ -318,6 +330,13 @@ CACHE_LIMIT = 4096
 # entry before it) or an "odd" line, which goes the way of feed_lines.
 _SEED_HEAD = rb"\[(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:[.,]\d{1,3})?Z?\] \[([A-Za-z]+)\] \[([^\]\n]*)\](?=[ \n])"
 SEED_KEY = re.compile(b"\n" + _SEED_HEAD)
+# A header found by SEED_KEY and the soft lines under it, in the decoded text of such entries each after a newline:
+# time, level word, component, message (one space after the component left out) and the soft lines, each after its
+# newline. A soft line never starts with "[", so each entry ends where the next "\n[" starts.
+SEED_ENTRY = re.compile(r"\n\[([^\]\n]*)\] \[([A-Za-z]+)\] \[([^\]\n]*)\] ?([^\n]*)((?:\n(?!\[)[^\n]*)*)")
+# A soft line after its newline: (the line, key, value) where META.match(line) matches (a line has no newline, so
+# [^\S\n] is \s), else (the line, "", "").
+SOFT_LINE = re.compile(r"\n([^\S\n]+([A-Za-z_][\w.-]*):[^\S\n]?([^\n]*)|[^\n]*)")
 SOFT_RUN = re.compile(rb"\n(?=[ \t\n])[^\n]*(?:\n(?=[ \t\n])[^\n]*)*")  # starts with a literal: a fast search
 SEED_MINUTE = re.compile(rb"\n\[\d{4}-\d\d-\d\d[T ]\d\d:\d\d:[0-5]\d(?:[.,]\d{1,3})?Z?\] \[([A-Za-z]+\] \[[^\]\n]*)\](?=[ \n])")
 MINUTE = re.compile(rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
@@ -522,16 +541,9 @@ class Scanner(object):
                 self.close()
                 continue
             self._seed_count(keys)
-            since = self.since
-            for position in look[bisect.bisect_left(look, start):bisect.bisect_left(look, end)]:
-                line += buf.count(b"\n", at, position)
-                at = position
-                stop = buf.find(b"\n", position + 1)
-                below = ends.get(stop)
-                text = data[position:(stop if below is None else below) - 1].decode("utf-8", "replace")  # without its newline
-                entry = self._seed_entry(text.split("\n") if below is not None else (text,), file, line, service)
-                if not (since is not None and entry.ts is not None and entry.ts < since):
-                    self.examine(entry, text)
+            chosen = look[bisect.bisect_left(look, start):bisect.bisect_left(look, end)]
+            if chosen:
+                line, at = self._seed_examine(buf, chosen, ends, file, service, line, at)
         # ... and the last entry, left open as feed_lines leaves it: the next block may hold its metadata.
         self.feed_lines(decoded(data[tail:]), file, line + buf.count(b"\n", at, tail))
         return True
@@ -616,29 +628,43 @@ class Scanner(object):
             keys[key] = keys.get(key, 0) + 1
         return keys, list(itertools.compress(itertools.count(), map(LOOKED_AT.__contains__, levels)))
 
-    def _seed_entry(self, lines, file, number, service):
-        """The Entry of a seed header that SEED_KEY matches and the soft lines under it, as feed_lines makes it."""
-        line = lines[0]
-        close = line.index("] [")
-        level_end = line.index("] [", close + 3)
-        rest = line[level_end + 3:]
-        end = rest.index("]")
-        msg = rest[end + 1:]
-        if msg[:1] == " ":
-            msg = msg[1:]
-        word = line[close + 3:level_end]
-        entry = Entry(self.stamp(line[1:close]), self.level_words.get(word) or self.level_word(word), rest[:end] or service, msg, file, number)
-        if len(lines) == 1:
-            return entry
-        meta, stack = entry.meta, entry.stack
-        for text in itertools.islice(lines, 1, None):
-            if text and not text.isspace():
-                match = META.match(text)
-                if match and len(meta) < 50:
-                    meta[match.group("key")] = match.group("value").strip()
-                elif len(stack) < 20:
-                    stack.append(text.strip())
-        return entry
+    def _seed_examine(self, buf, chosen, ends, file, service, line, at):
+        """Parse and examine the seed entries whose headers follow the newlines at the sorted positions ``chosen`` of
+        ``buf`` (each with the soft lines under it) as feed_lines parses and examines them, with the steps done a block
+        at a time where they can: line numbers, ends, slicing, decoding, header fields and the hint gate. ``line`` is
+        the number of the line after ``at``; returns both for the last entry."""
+        gaps = list(map(buf.count, itertools.repeat(b"\n"), [at] + chosen[:-1], chosen))
+        gaps[0] += line
+        numbers = list(itertools.accumulate(gaps))
+        stops = list(map(buf.find, itertools.repeat(b"\n"), map(operator.add, chosen, itertools.repeat(1))))
+        # one text: "\n" + entry (header and soft lines) for each; decoding at the newlines that join them is
+        # decoding each on its own
+        text = b"".join(map(buf.__getitem__, map(slice, chosen, map(ends.get, stops, stops)))).decode("utf-8", "replace")
+        heads = list(SEED_ENTRY.finditer(text))
+        if len(heads) != len(numbers):  # every position is a SEED_KEY header: this cannot differ
+            raise ValueError("log_scan: %d entries parsed from %d seed headers" % (len(heads), len(numbers)))
+        # where a hint word starts (hints hold no newline: one that starts in an entry's text lies in it)
+        gates = [m.start() for m in HINT_GATE.finditer(text)]
+        since, words, stamp, examine = self.since, self.level_words, self.stamp, self.examine
+        gates.append(len(text))
+        gate = 0
+        for match, number in zip(heads, numbers):
+            stamp_text, word, component, msg, soft = match.groups()
+            entry = Entry(stamp(stamp_text), words.get(word) or self.level_word(word), component or service, msg, file, number)
+            if soft:
+                meta, stack = entry.meta, entry.stack
+                for whole, key, value in SOFT_LINE.findall(soft):  # feed_lines' META.match of each soft line
+                    if key and len(meta) < 50:
+                        meta[key] = value.strip()
+                    elif whole and not whole.isspace() and len(stack) < 20:
+                        stack.append(whole.strip())
+            if since is not None and entry.ts is not None and entry.ts < since:
+                continue
+            start = match.start()
+            while gates[gate] < start:
+                gate += 1
+            examine(entry, gates[gate] < match.end())
+        return numbers[-1], chosen[-1]
 
     def _minute_keys(self, buf, first, tail, ends, file, looked_at, nonsoft):
         """The keys of _seed_keys a minute at a time, for buckets of whole minutes: the headers between ``first`` and
@@ -785,23 +811,23 @@ class Scanner(object):
         if entry is not None and self.count(entry.component, entry.level, entry.ts):
             self.examine(entry)
 
-    def examine(self, entry, raw=None):
+    def examine(self, entry, hinted=True):
         """Everything but counting an entry inside the window: signatures, known signatures, who it affected, ids.
         Only warn, error and fatal entries are correlated: a timeline follows an id through the entries that went
-        wrong (info and debug entries are counted, never looked at one by one). ``raw``: the entry's lines as read
-        (header, metadata and stack lines); without a hint in them no known signature is tried."""
+        wrong (info and debug entries are counted, never looked at one by one). ``hinted`` False: no hint word occurs in
+        the entry's lines as read (header, metadata and stack lines), so no known signature is tried."""
         level, msg = entry.level, entry.msg
         if level in SERIOUS:
             ids = entry.ids() if entry.meta or "Id" in msg or "_id" in msg or "-id" in msg else ()
             self.count_signature(entry)
-            if raw is None or HINT_GATE.search(raw) is not None:
+            if hinted:
                 self.match_hints(entry)
             if level != "warn":
                 self.note_affected(entry, ids)
                 self.file_errors[entry.file] = self.file_errors.get(entry.file, 0) + 1
             for value in ids:
                 self.correlate(value, entry)
-        elif level == "unknown" and (raw is None or HINT_GATE.search(raw) is not None):
+        elif level == "unknown" and hinted:
             self.match_hints(entry)
 
     def note_affected(self, entry, ids=None):

@@ -282,6 +282,29 @@ def test_a_file_without_a_final_newline_and_metadata_across_blocks(tmp_path):
         assert_same([str(path)], size=size)
 
 
+def test_metadata_lines_of_every_shape_under_examined_entries(tmp_path):
+    """The fast path parses the soft lines under warn-and-above entries with one regex per entry: more keys than an
+    entry keeps (50), more stack lines than it keeps (20), blank and whitespace-only lines, unusual whitespace, a
+    repeated key, a key without a space after its colon, values with trailing spaces, non-UTF-8 bytes."""
+    lines = []
+    for index in range(300):
+        level = ("ERROR", "WARN", "INFO", "FATAL", "Error")[index % 5]
+        lines.append("[2025-11-24T16:%02d:%02d.%03dZ] [%s] [w%d] spawn claude ENOENT %d" % (index // 60 % 60, index % 60, index, level, index % 3, index))
+        if index % 7 == 0:
+            lines += ["  k%d: v%d  " % (key, key) if key < 50 else "  k%d: connect ECONNREFUSED 10.1.1.%d:5432" % (key, key)
+                      for key in range(index % 60)]  # the 51st key and after: stack lines, the first of them searched
+        if index % 11 == 0:
+            lines += ["    at frame %d (x.js:1:2)" % frame for frame in range(index % 25)]
+        lines += ["", "   ", "\t", " \u00a0userId: u-%d" % (index % 9), "\tconversationId:c-%d" % (index % 13), "  \x0bodd: \x0bspace\x0b",
+                  "  userId: again-%d" % index, "  errorCode: E%d   " % (index % 4)][:index % 9]
+    data = ("\n".join(lines) + "\n").encode("utf-8").replace(b"again-1", b"again-\xff1")
+    path = tmp_path / "meta.log"
+    path.write_bytes(data)
+    for size in (4096, 65536):
+        assert_same([str(path)], size=size)
+    assert FAST_BLOCKS["seed"] > 0
+
+
 # ----------------------------------------------------------------------------- feed_chunk on its own
 def soup(rnd, count):
     shapes = ODD_SEED + ODD_JSON + [lambda rnd, line: line] * 20

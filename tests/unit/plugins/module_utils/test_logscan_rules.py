@@ -59,6 +59,24 @@ def test_each_signature_rule_holds_its_signature_hints_and_examples(rule_id):
         assert rule_id in [found[0] for found in logscan.known(example)], example
 
 
+def test_known_tries_the_rules_of_every_hint_in_the_text_overlapping_and_nested_ones_too(monkeypatch):
+    """known() finds the hints with the trie (one search per place a hint starts) instead of testing each hint: on
+    texts made of hints, their pieces and their overlaps, it must try exactly the rules of the hints that occur."""
+    import random
+    rnd = random.Random(7)
+    hints = logscan.SIGNATURE_HINTS
+    pieces = list(hints) + [hint[:cut] for hint in hints for cut in range(1, len(hint))] + \
+        [hint[cut:] for hint in hints for cut in range(1, len(hint))] + [" ", "x", "\n", "ENOENTIMEOUT"]
+    monkeypatch.setattr(logscan, "PATTERNS", dict((rule_id, re.compile("")) for rule_id in logscan.PATTERNS))  # a rule tried matches
+    tried = []
+    for dummy in range(20000):
+        text = "".join(rnd.choice(pieces) for dummy in range(rnd.randrange(1, 8)))
+        expected = set(rule for hint in hints if hint in text for rule in logscan.HINT_RULES[hint])
+        assert set(item[0] for item in logscan.known(text)) == expected, text
+        tried.append(len(expected))
+    assert max(tried) >= 4 and tried.count(0) > 100  # texts with many hints and texts with none were among them
+
+
 def test_logscan_derives_its_tables_from_the_catalog():
     assert [rule_id for rule_id, dummy in logscan.SIGNATURES] == SIGNATURE_RULES
     for rule_id, pattern in logscan.SIGNATURES:
