@@ -44,7 +44,7 @@ import os
 import re
 import time
 
-from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, _any_of, truncate
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, _Anchored, _any_of, _present, _prefix_closure, truncate
 from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES
 
 LEVELS = ("fatal", "error", "warn", "info", "debug", "trace", "unknown")
@@ -85,10 +85,8 @@ for _rule, _hints in RULE_HINTS.items():
         HINT_RULES.setdefault(_hint, []).append(_rule)
 SIGNATURE_HINTS = tuple(HINT_RULES)
 HINT_GATE = _any_of(SIGNATURE_HINTS)  # one search (a trie of the hints): does any hint occur?
-# The trie matches the longest hint that starts where it matches; every hint that starts there is a prefix of that
-# one: hint -> the rules of the hints that are its prefixes (itself included).
-PREFIX_RULES = dict((hint, frozenset(rule for other in SIGNATURE_HINTS if hint.startswith(other) for rule in HINT_RULES[other]))
-                    for hint in SIGNATURE_HINTS)
+PREFIX_RULES = _prefix_closure(HINT_RULES)  # hint -> the rules of it and of the hints that are its prefixes
+HINT_PLACES = _Anchored(SIGNATURE_HINTS)  # where hints occur in a long text
 PATTERNS = dict(SIGNATURES)
 ID_HINTS = ("Id", "_id", "-id")
 RETRY_AFTER = re.compile(r"retry[-_]?after[\"']?\s*[:=]\s*[\"']?(\d+(?:\.\d+)?)", re.I)
@@ -251,17 +249,9 @@ def known(text, rules=None):
     """((rule id, groups of its match, the retry-after value in the text or None), ...) of the known signatures in
     ``text``, in rule order; only rules one of whose hints occurs are tried (or only ``rules``)."""
     if rules is None:
-        # the rules of every hint in the text: a search from each place a hint starts (the next search one character
-        # further on) finds every such place and the longest hint there, whose prefixes are the other hints there
-        search = HINT_GATE.search
-        match = search(text)
-        if match is None:
+        rules = _present(HINT_GATE, PREFIX_RULES, text)  # the rules of every hint in the text
+        if not rules:
             return ()
-        rules = set(PREFIX_RULES[match.group()])
-        match = search(text, match.start() + 1)
-        while match is not None:
-            rules.update(PREFIX_RULES[match.group()])
-            match = search(text, match.start() + 1)
     found = []
     for rule_id in sorted(rules):
         match = PATTERNS[rule_id].search(text)
@@ -643,8 +633,8 @@ class Scanner(object):
         heads = list(SEED_ENTRY.finditer(text))
         if len(heads) != len(numbers):  # every position is a SEED_KEY header: this cannot differ
             raise ValueError("log_scan: %d entries parsed from %d seed headers" % (len(heads), len(numbers)))
-        # where a hint word starts (hints hold no newline: one that starts in an entry's text lies in it)
-        gates = [m.start() for m in HINT_GATE.finditer(text)]
+        # a place inside each hint in the text (hints hold no newline: one that starts in an entry's text lies in it)
+        gates = HINT_PLACES.positions(text)
         since, words, stamp, examine = self.since, self.level_words, self.stamp, self.examine
         gates.append(len(text))
         gate = 0

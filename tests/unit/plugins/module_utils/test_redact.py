@@ -324,6 +324,34 @@ def test_each_rule_runs_only_when_one_of_its_keywords_is_there():
             assert any(w in low for w in rule.words) or any(m in text for m in rule.marks)
 
 
+def test_the_prefilter_finds_every_keyword_and_every_line_that_holds_one():
+    """_selected (the trie searched from each place a keyword starts) and block's line search (a literal search per
+    anchor character) against their definition, on texts made of keywords, their pieces, overlaps and other lines."""
+    import random
+    rnd = random.Random(5)
+    redactor = Redactor()
+    words = sorted(set(word for rule in redactor.rules for word in rule.words))
+    marks = sorted(set(mark for rule in redactor.rules for mark in rule.marks))
+    keywords = words + marks + [word.upper() for word in words] + [mark.lower() for mark in marks]
+    pieces = keywords + [word[:cut] for word in keywords for cut in range(1, len(word))] + \
+        [word[cut:] for word in keywords for cut in range(1, len(word))] + [" ", "x", "\n", "=", "tokenkey", "AKIAKIA"]
+    seen = set()
+    for dummy in range(4000):
+        text = "".join(rnd.choice(pieces) for dummy in range(rnd.randrange(1, 12)))
+        low = text.lower()
+        expected = sorted(index for index, rule in enumerate(redactor.rules)
+                          if any(word in low for word in rule.words) or any(mark in text for mark in rule.marks))
+        assert list(redactor._selected(text)) == expected, text
+        starts, at = set(), 0
+        for line in text.split("\n"):
+            if any(word in line.lower() for word in words) or any(mark in line for mark in marks):
+                starts.add(at)
+            at += len(line) + 1
+        assert redactor._word_lines.line_starts(low) | redactor._mark_lines.line_starts(text) == starts, text
+        seen.add(len(expected) > 3)
+    assert seen == set((True, False))
+
+
 @pytest.mark.parametrize("text", [
     "key " + "A" * 65000, "token=" + "a" * 65000, "https://u:" + "b" * 65000, "x://" + "a:" * 30000,
     '"password": "' + "a\\" * 30000, "password=x " * 6000, "token: " * 9000, '\\"password\\":\\"' + "a" * 60000,
