@@ -44,7 +44,8 @@ import os
 import re
 import time
 
-from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, _Anchored, _any_of, _present, _prefix_closure, truncate
+from ansible_collections.agentops.runbooks.plugins.module_utils.keywords import Keywords
+from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, truncate
 from ansible_collections.agentops.runbooks.plugins.module_utils.rules import RULES
 
 LEVELS = ("fatal", "error", "warn", "info", "debug", "trace", "unknown")
@@ -84,9 +85,8 @@ for _rule, _hints in RULE_HINTS.items():
     for _hint in _hints:
         HINT_RULES.setdefault(_hint, []).append(_rule)
 SIGNATURE_HINTS = tuple(HINT_RULES)
-HINT_GATE = _any_of(SIGNATURE_HINTS)  # one search (a trie of the hints): does any hint occur?
-PREFIX_RULES = _prefix_closure(HINT_RULES)  # hint -> the rules of it and of the hints that are its prefixes
-HINT_PLACES = _Anchored(SIGNATURE_HINTS)  # where hints occur in a long text
+HINTS = Keywords(HINT_RULES)  # hint -> the rules it gates
+HINT_GATE = HINTS.trie  # one search: does any hint occur?
 PATTERNS = dict(SIGNATURES)
 ID_HINTS = ("Id", "_id", "-id")
 RETRY_AFTER = re.compile(r"retry[-_]?after[\"']?\s*[:=]\s*[\"']?(\d+(?:\.\d+)?)", re.I)
@@ -249,7 +249,7 @@ def known(text, rules=None):
     """((rule id, groups of its match, the retry-after value in the text or None), ...) of the known signatures in
     ``text``, in rule order; only rules one of whose hints occurs are tried (or only ``rules``)."""
     if rules is None:
-        rules = _present(HINT_GATE, PREFIX_RULES, text)  # the rules of every hint in the text
+        rules = HINTS.present(text)  # the rules of every hint in the text
         if not rules:
             return ()
     found = []
@@ -633,8 +633,9 @@ class Scanner(object):
         heads = list(SEED_ENTRY.finditer(text))
         if len(heads) != len(numbers):  # every position is a SEED_KEY header: this cannot differ
             raise ValueError("log_scan: %d entries parsed from %d seed headers" % (len(heads), len(numbers)))
-        # a place inside each hint in the text (hints hold no newline: one that starts in an entry's text lies in it)
-        gates = HINT_PLACES.positions(text)
+        # places inside hints, at least one in each entry that holds one (hints hold no newline: a place inside an
+        # entry's text belongs to a hint in that entry)
+        gates = HINTS.positions(text)
         since, words, stamp, examine = self.since, self.level_words, self.stamp, self.examine
         gates.append(len(text))
         gate = 0

@@ -35,6 +35,8 @@ import hashlib
 import hmac
 import re
 
+from ansible_collections.agentops.runbooks.plugins.module_utils.keywords import Keywords
+
 PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9_]+#(?:\d+|[0-9a-f]{8})\]")
 SCHEMES = frozenset(("bearer", "basic", "token", "digest", "negotiate", "apikey", "bot"))
 
@@ -287,86 +289,6 @@ _NOT_PEM_BODY = frozenset("[{")  # a line that starts with one of these is never
 PEM_MAX_LINES = 400  # a block without END ends here (an 8192-bit RSA key has about 100 lines)
 
 
-def _any_of(words):
-    """One regex matching any of ``words``, as a trie (``s(?:ecret|ession|k-)``): a search costs about as much
-    as two substring tests, where testing each of 60 keywords costs 60."""
-    tree = {}
-    for word in words:
-        node = tree
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-
-    def build(node):
-        branches = [re.escape(char) + build(child) for char, child in sorted(node.items()) if char]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:%s)" % "|".join(branches)
-        return "(?:%s)?" % body if "" in node else body
-    return re.compile(build(tree) or "(?!)")
-
-
-# Characters of log text, the most common first; a character not listed counts as rarer than any listed.
-_COMMON = " eatoinsrlhdcum0123456789:.-/=_,pfgy\"'[]wbvk{}()TSERIANOLCDPUMjxqz"
-
-
-class _Anchored(object):
-    """Where any of ``words`` occurs in a long text, at C speed: a regex per anchor character (each word's rarest
-    character, by _COMMON) that starts with that character, so that the regex engine looks for it with a fast
-    literal search, then checks the word around it (a look-behind for the part before it). A trie searched over a
-    block tries its alternatives at most characters; this looks only at the few places the anchors occur."""
-
-    def __init__(self, words):
-        groups = {}
-        for word in sorted(set(words)):
-            index = max(range(len(word)), key=lambda i: (_COMMON.find(word[i]) < 0, _COMMON.find(word[i]), -i))
-            groups.setdefault(word[index], []).append((word[:index + 1], word[index + 1:]))
-        self.patterns = [re.compile(re.escape(anchor) + "(?:%s)" % "|".join(
-            ("(?<=%s)" % re.escape(before) if len(before) > 1 else "") + re.escape(after) for before, after in branches))
-            for anchor, branches in sorted(groups.items())]
-
-    def line_starts(self, text):
-        """The set of the starts of the lines of ``text`` in which a word occurs."""
-        starts = set()
-        for pattern in self.patterns:
-            search = pattern.search
-            match = search(text)
-            while match is not None:
-                start = text.rfind("\n", 0, match.start()) + 1
-                starts.add(start)
-                match = search(text, text.find("\n", match.end()) + 1 or len(text))
-        return starts
-
-    def positions(self, text):
-        """Sorted positions inside every occurrence of a word in ``text`` (one each; its anchor character)."""
-        found = []
-        for pattern in self.patterns:
-            found.extend(match.start() for match in pattern.finditer(text))
-        found.sort()
-        return found
-
-
-def _present(gate, closure, text):
-    """The union of ``closure[word]`` over the words of trie ``gate`` (an _any_of) that occur in ``text``: one search
-    from each place a word starts, the next one character further on. At each place the trie matches the longest
-    word that starts there; the other words that start there are its prefixes, so ``closure`` maps each word to the
-    values of itself and of its prefixes."""
-    found = set()
-    search = gate.search
-    match = search(text)
-    while match is not None:
-        found.update(closure[match.group()])
-        match = search(text, match.start() + 1)
-    return found
-
-
-def _prefix_closure(mapping):
-    """{word: the union of ``mapping[other]`` over the words ``other`` that are prefixes of it (itself too)} for
-    _present."""
-    return dict((word, frozenset(value for other in mapping if word.startswith(other) for value in mapping[other]))
-                for word in mapping)
-
-
 def _pem_key(block):
     """What identifies a key block whatever its layout: a file's lines or a JSON string's \\n escapes."""
     return _PEM_SPACE.sub("", block)
@@ -400,12 +322,8 @@ class Redactor(object):
                 words.setdefault(word, []).append(index)
             for mark in rule.marks:
                 marks.setdefault(mark, []).append(index)
-        self._word_gate = _any_of(words)  # one search tells whether a text holds any keyword at all
-        self._mark_gate = _any_of(marks)
-        self._word_rules = _prefix_closure(words)  # keyword -> indexes of the rules of it and of its prefixes
-        self._mark_rules = _prefix_closure(marks)
-        self._word_lines = _Anchored(words)  # the same tests over a whole block
-        self._mark_lines = _Anchored(marks)
+        self._words = Keywords(words)  # keyword (lower case) -> indexes of its rules
+        self._marks = Keywords(marks)  # mark (case as written) -> indexes of its rules
 
     # ------------------------------------------------------------ placeholders
     def _placeholder(self, kind, secret):
@@ -428,8 +346,8 @@ class Redactor(object):
     # ------------------------------------------------------------ text
     def _selected(self, value):
         """Indexes of the rules whose keywords occur in ``value`` (the cheap prefilter), in table order."""
-        chosen = _present(self._word_gate, self._word_rules, value.lower())
-        chosen.update(_present(self._mark_gate, self._mark_rules, value))
+        chosen = self._words.present(value.lower())
+        chosen.update(self._marks.present(value))
         return sorted(chosen) if chosen else ()
 
     def clean(self, value):
@@ -451,10 +369,12 @@ class Redactor(object):
         """``text`` of every line of ``value`` (whole lines, each with its newline), joined: the same result, with the
         keyword prefilter run over the whole block (a literal search per anchor character) so that lines without any keyword are copied
         without a regex of their own; only the lines a keyword marks go through ``text``."""
+        if value and not value.endswith("\n"):  # a last line without its newline: as if it had one
+            return self.block(value + "\n")[:-1]
         if self.custom or not value.isascii():  # lower() keeps every position only for ASCII
             return "".join(self.text(line) + "\n" for line in value.split("\n")[:-1])
-        starts = self._word_lines.line_starts(value.lower())
-        starts.update(self._mark_lines.line_starts(value))
+        starts = self._words.line_starts(value.lower())
+        starts.update(self._marks.line_starts(value))
         if not starts:
             return value
         out, at = [], 0

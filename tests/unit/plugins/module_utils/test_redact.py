@@ -347,9 +347,37 @@ def test_the_prefilter_finds_every_keyword_and_every_line_that_holds_one():
             if any(word in line.lower() for word in words) or any(mark in line for mark in marks):
                 starts.add(at)
             at += len(line) + 1
-        assert redactor._word_lines.line_starts(low) | redactor._mark_lines.line_starts(text) == starts, text
+        assert redactor._words.line_starts(low) | redactor._marks.line_starts(text) == starts, text
         seen.add(len(expected) > 3)
     assert seen == set((True, False))
+
+
+def test_a_text_dense_with_keywords_costs_no_more_than_a_test_per_keyword():
+    """Past a few places where keywords start, present() tests each keyword once instead of searching from each place."""
+    from ansible_collections.agentops.runbooks.plugins.module_utils import keywords
+
+    class Counted(object):
+        def __init__(self, pattern):
+            self.pattern, self.calls = pattern, 0
+
+        def search(self, text, pos=0):
+            self.calls += 1
+            return self.pattern.search(text, pos)
+
+    redactor = Redactor()
+    for text in ("key" * 100000, "tokentoken " * 30000, "aws " * 50000, "token key"):
+        counted = redactor._words.trie = Counted(redactor._words.trie)
+        expected = sorted(index for index, rule in enumerate(redactor.rules) if any(word in text for word in rule.words))
+        assert list(redactor._selected(text)) == expected
+        assert counted.calls <= keywords.STARTS_BEFORE_TESTS + 1
+        redactor._words.trie = counted.pattern
+
+
+@pytest.mark.parametrize("value", ["password=hunter2", "a\npassword=hunter2", "\u00e9 password=hunter2", "x\n\u00e9 token: abcdefgh12345678"])
+def test_block_of_text_without_a_final_newline_redacts_its_last_line_whole(value):
+    redactor = Redactor()
+    assert redactor.block(value) == redactor.block(value + "\n")[:-1] == "\n".join(Redactor().text(line) for line in value.split("\n"))
+    assert "hunter2" not in redactor.block(value) and "12345678" not in redactor.block(value)
 
 
 @pytest.mark.parametrize("text", [
