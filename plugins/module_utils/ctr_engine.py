@@ -2,10 +2,10 @@
 # Copyright: agentops.runbooks contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""How the containers family reads Docker and Podman: their command-line client's JSON (``ps``, ``inspect``,
-``image inspect``, ``logs --tail``) or, when no client is installed, the Engine API over the unix socket (the
-Docker-compatible endpoints, which Podman's service serves too). Read-only GETs and argv lists, each bounded by a
-timeout; ``OSError`` for anything that did not answer.
+"""How the containers and services families read Docker and Podman: their command-line client's JSON (``ps``,
+``inspect``, ``image inspect``, ``logs --tail``) or, when no client is installed, the Engine API over the unix socket
+(the Docker-compatible endpoints, which Podman's service serves too). Read-only GETs and argv lists, each bounded by a
+timeout; ``OSError`` for anything that did not answer. ``reach()`` picks the way and lists the containers.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,8 +25,13 @@ except ImportError:  # pragma: no cover  # Python 2 targets are not supported by
     quote = None
 
 from ansible_collections.agentops.runbooks.plugins.module_utils import ctr_inspect as ci
+from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 
 ID = re.compile(r"^[0-9a-f]{12,64}$")
+# What a client prints when its daemon or socket is simply not there (not running, not a failure).
+NOT_ANSWERING = re.compile(r"Cannot connect to the Docker daemon|Is the docker daemon running|unable to connect to Podman|"
+                           r"no such file or directory.*(?:docker|podman)\.sock", re.I)
+REFUSED = (ConnectionRefusedError, FileNotFoundError)
 SOCKETS = {"docker": ("DOCKER_HOST", ("/var/run/docker.sock", "/run/docker.sock")),
            "podman": ("CONTAINER_HOST", ("/run/podman/podman.sock", "/var/run/podman/podman.sock"))}
 BODY_MAX = 32 * 1024 * 1024
@@ -41,6 +46,38 @@ def podman_has_state(environ=None):
     home = environ.get("HOME") or os.path.expanduser("~")
     data = environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     return any(os.path.isdir(path) for path in ("/var/lib/containers/storage", os.path.join(data, "containers", "storage")))
+
+
+def reach(runtime, find, runner, timeout, incomplete, environ=None):
+    """(engine, state, listed containers) of one runtime: its client (``find(runtime)``, run by ``runner(argv,
+    timeout)``), else its API socket, else ``(None, "not present", None)``. A daemon that is not running is a state,
+    not a failure; a runtime that fails to answer is also told to ``incomplete(check, error)``."""
+    environ = os.environ if environ is None else environ
+    binary = find(runtime)
+    if binary and runtime == "podman" and not podman_has_state(environ):
+        # Diagnosis never changes a host: the podman client creates its storage on first use, so a podman that has
+        # never stored anything is not asked (it has no containers).
+        return None, "present, never used (no container storage)", None
+    if binary:
+        engine = Cli(runtime, binary, runner, timeout)
+    else:
+        path = socket_path(runtime, environ)
+        if not path:
+            return None, "not present", None
+        engine = Api(runtime, path, timeout)
+    try:
+        listed = engine.list()
+    except REFUSED as exc:
+        return None, "not running (%s does not answer: %s)" % (engine.where, fm.describe(exc)), None
+    except OSError as exc:
+        if NOT_ANSWERING.search(str(exc)):
+            return None, "not running (its daemon or socket does not answer)", None
+        incomplete("%s ps (%s)" % (runtime, engine.where), fm.describe(exc))
+        return None, "failed to answer", None
+    except ValueError as exc:
+        incomplete("%s ps (%s)" % (runtime, engine.where), str(exc))
+        return None, "failed to answer", None
+    return engine, "answered (%s %s)" % (engine.kind, engine.where), listed
 
 
 def socket_path(runtime, environ=None):

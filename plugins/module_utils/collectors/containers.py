@@ -30,7 +30,7 @@ from ansible_collections.agentops.runbooks.plugins.module_utils import ctr_inspe
 from ansible_collections.agentops.runbooks.plugins.module_utils import findings as fm
 from ansible_collections.agentops.runbooks.plugins.module_utils import procfs
 from ansible_collections.agentops.runbooks.plugins.module_utils import svc_parse as sp
-from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.services import NOT_RUNNING, find_bin, run_command
+from ansible_collections.agentops.runbooks.plugins.module_utils.collectors.services import find_bin, run_command
 from ansible_collections.agentops.runbooks.plugins.module_utils.redact import Redactor, truncate
 
 RUNTIMES = ("docker", "podman")
@@ -42,7 +42,6 @@ PROCS_MAX = 200
 FDS_MAX = 4000
 MB = 1024.0 * 1024.0
 STOP_SIGNALS = (2, 15)  # SIGINT, SIGTERM: how a runtime stops a container; an exit by them is not a fault
-REFUSED = (ConnectionRefusedError, FileNotFoundError)
 LOOPBACK = re.compile(r"^(?:127\.|::1$|0:0:0:0:0:0:0:1$)")
 
 
@@ -90,7 +89,7 @@ class ContainersCollector(object):
     def run(self):
         facts = {"runtimes": {}, "host_architecture": self.arch, "containers": [], "patterns": [p.pattern for p in self.patterns]}
         for runtime in self.runtimes:
-            engine, state, listed = self.engine(runtime)
+            engine, state, listed = ce.reach(runtime, self.find, self.runner, self.timeout, self._incomplete, self.environ)
             facts["runtimes"][runtime] = state
             if engine is None:
                 continue
@@ -99,37 +98,6 @@ class ContainersCollector(object):
             except (OSError, ValueError) as exc:
                 self._incomplete("%s containers (%s)" % (runtime, engine.where), fm.describe(exc))
         return {"facts": facts, "findings": fm.ordered(self.findings), "incomplete": self.incomplete}
-
-    def podman_has_state(self):
-        return ce.podman_has_state(self.environ)
-
-    def engine(self, runtime):
-        """(engine, state, listed containers) of one runtime: its client, else its API socket, else not present."""
-        binary = self.find(runtime)
-        if binary and runtime == "podman" and not self.podman_has_state():
-            # Diagnosis never changes a host: the podman client creates its storage on first use, so a podman that has
-            # never stored anything is not asked (it has no containers).
-            return None, "present, never used (no container storage)", None
-        if binary:
-            engine = ce.Cli(runtime, binary, self.runner, self.timeout)
-        else:
-            path = ce.socket_path(runtime, self.environ)
-            if not path:
-                return None, "not present", None
-            engine = ce.Api(runtime, path, self.timeout)
-        try:
-            listed = engine.list()
-        except REFUSED as exc:
-            return None, "not running (%s does not answer: %s)" % (engine.where, fm.describe(exc)), None
-        except OSError as exc:
-            if NOT_RUNNING.search(str(exc)):
-                return None, "not running (its daemon or socket does not answer)", None
-            self._incomplete("%s ps (%s)" % (runtime, engine.where), fm.describe(exc))
-            return None, "failed to answer", None
-        except ValueError as exc:
-            self._incomplete("%s ps (%s)" % (runtime, engine.where), str(exc))
-            return None, "failed to answer", None
-        return engine, "answered (%s %s)" % (engine.kind, engine.where), listed
 
     def containers(self, engine, listed, facts):
         wanted = [(ident, name) for ident, name in listed if not self.patterns or any(p.search(name) for p in self.patterns)]

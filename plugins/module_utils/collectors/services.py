@@ -7,9 +7,10 @@
 systemd (``systemctl show`` of the units named in ``services`` and of the units found in the agent processes'
 cgroups; the unit's journal for its restarts of the last 10 minutes and its last error), pm2 (``pm2 jlist`` of every
 pm2 daemon running here - never starting one - plus its own log for exits of the last 10 minutes and each app's error
-log tail) and docker/podman (``inspect`` restart counts) when their command-line clients answer. A client that is not
-installed, or whose daemon does not run, is "not present", not a failure; one that answers with an error is recorded
-as incomplete. Read-only: every command is an argv list run with a time limit.
+log tail) when their command-line clients answer, and docker/podman (``inspect`` restart counts) through their client
+or, without one, their Engine API socket (ctr_engine.reach, the containers family's way). A client that is not
+installed, or whose daemon does not run, is "not present" or "not running", not a failure; one that answers with an
+error is recorded as incomplete. Read-only: every command is an argv list run with a time limit.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -44,8 +45,7 @@ PM2_PLACES = ("/usr/local/bin/pm2", "/usr/bin/pm2", "/usr/local/lib/node_modules
 # The daemon's title; the kernel cuts it to the length of its original command line, so the home may be cut too.
 PM2_DAEMON = re.compile(r"^PM2 v[\d.]+\S*: God Daemon(?: \((?P<home>.*?)(?P<end>\))?)?$")
 # What a client prints when its daemon or init system is simply not there (not present, not a failure).
-NOT_RUNNING = re.compile(r"not been booted with systemd|Cannot connect to the Docker daemon|Is the docker daemon running|"
-                         r"unable to connect to Podman|no such file or directory.*(?:docker|podman)\.sock", re.I)
+NOT_RUNNING = re.compile(r"not been booted with systemd|" + ctr_engine.NOT_ANSWERING.pattern, re.I)
 
 
 def find_bin(name, extra=()):
@@ -389,39 +389,24 @@ class ServicesCollector(object):
     def containers(self):
         facts = self.facts["containers"] = {}
         for runtime in self.runtimes:
-            binary = find_bin(runtime)
-            if not binary:
-                facts[runtime] = {"state": "not present"}
+            engine, state, listed = ctr_engine.reach(runtime, find_bin, self.runner, self.timeout, self._incomplete)
+            facts[runtime] = {"state": state}
+            if engine is None:
                 continue
-            if runtime == "podman" and not ctr_engine.podman_has_state():
-                facts[runtime] = {"state": "present, never used (no container storage)"}  # asking would create it
+            facts[runtime].update(containers=[], listed=len(listed))
+            if not listed:
                 continue
             try:
-                self.runtime(runtime, binary, facts)
+                items = engine.inspect([ident for ident, dummy in listed[:CONTAINERS_MAX]])
             except (OSError, ValueError) as exc:
                 self._incomplete("%s inspect" % runtime, fm.describe(exc))
+                continue
+            for item in items:
+                state = sp.container_state(item, self.now)
+                facts[runtime]["containers"].append(state)
+                self.container(runtime, state)
 
-    def runtime(self, runtime, binary, facts):
-        rc, out, err = self._run([binary, "ps", "-aq", "--no-trunc"])
-        if rc != 0:
-            if NOT_RUNNING.search(err + out):
-                facts[runtime] = {"state": "not running (its daemon or socket does not answer)"}
-                return
-            raise OSError(0, (err or out).strip() or "%s ps exited with %d" % (runtime, rc))
-        ids = [line.strip() for line in out.splitlines() if re.match(r"^[0-9a-f]{12,64}$", line.strip())]
-        facts[runtime] = {"state": "answered", "containers": [], "listed": len(ids)}
-        if not ids:
-            return
-        rc, out, err = self._run([binary, "inspect", "--type", "container"] + ids[:CONTAINERS_MAX])
-        if rc != 0 and not out.strip().startswith("["):
-            raise OSError(0, (err or out).strip() or "%s inspect exited with %d" % (runtime, rc))
-        items = sp.pm2_jlist(out)  # the same "a JSON list" reading
-        for item in items:
-            state = sp.container_state(item, self.now)
-            facts[runtime]["containers"].append(state)
-            self.container(runtime, binary, state)
-
-    def container(self, runtime, binary, state):
+    def container(self, runtime, state):
         if not state["restarts"] and state["status"] != "restarting":
             return
         window = self.now - state["created_epoch"] if state["created_epoch"] else None

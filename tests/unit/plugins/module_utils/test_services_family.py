@@ -251,8 +251,63 @@ def test_recorded_docker_that_times_out_is_incomplete_not_healthy(tmp_path, monk
         raise OSError(0, "docker did not answer within 5.0 s")
     _proc, coll = collector(tmp_path, Runner({"docker": hang}), (), monkeypatch, bins=("docker",), runtimes=("docker", "podman"))
     result = coll.run()
-    assert result["incomplete"] == [{"check": "docker inspect", "error": "docker did not answer within 5.0 s"}]
+    docker = os.path.join(str(tmp_path), "bin", "docker")
+    assert result["incomplete"] == [{"check": "docker ps (%s)" % docker, "error": "docker did not answer within 5.0 s"}]
+    assert result["facts"]["containers"]["docker"] == {"state": "failed to answer"}
     assert result["facts"]["containers"]["podman"] == {"state": "not present"}
+
+
+def test_a_docker_without_its_client_is_read_through_its_api_socket(tmp_path, monkeypatch):
+    """The same way to Docker as the containers family (ctr_engine.reach): no docker command, but the Engine API on a
+    unix socket (a stand-in server here, answering with the recorded docker inspect) - the restart loop is found."""
+    import json
+    import socketserver
+    import threading
+    from http.server import BaseHTTPRequestHandler
+
+    with open(os.path.join(FIXTURES, "docker_inspect.json")) as handle:
+        text = handle.read()
+    now = time.time()
+    for seconds in set(int(n) for n in __import__("re").findall(r"@NOW-(\d+)@", text)):
+        text = text.replace("@NOW-%d@" % seconds, time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime(now - seconds)))
+    items = json.loads(text)
+    asked = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            if self.path == "/containers/json?all=1":
+                body = [{"Id": item["Id"], "Names": [item["Name"]]} for item in items]
+            else:
+                body = [item for item in items if self.path == "/containers/%s/json" % item["Id"]][0]
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+        def address_string(self):
+            return "unix"
+
+    sock = str(tmp_path / "docker.sock")
+    server = socketserver.ThreadingUnixStreamServer(sock, Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("DOCKER_HOST", "unix://" + sock)
+        _proc, coll = collector(tmp_path, Runner({}), (), monkeypatch, runtimes=("docker",))
+        result = coll.run()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["facts"]["containers"]["docker"]["state"] == "answered (api unix://%s)" % sock
+    assert result["facts"]["containers"]["docker"]["listed"] == len(items) and asked[0] == "/containers/json?all=1"
+    loop, = [f for f in result["findings"] if f["id"] == "services.crash_loop"]
+    assert loop["subject"] == "docker agent-worker" and loop["evidence"]["restarts"] == 9
+    assert result["incomplete"] == []
 
 
 def test_real_run_command_kills_what_runs_past_its_time():
