@@ -54,16 +54,22 @@ class Keywords(object):
         # of that one: word -> the values of itself and of its prefixes.
         self.closure = dict((word, frozenset(value for other in self.values if word.startswith(other) for value in self.values[other]))
                             for word in self.values)
-        # For long texts, a regex per anchor character (each word's rarest character, by COMMON) that starts with it,
-        # so that the regex engine looks for it with a fast literal search, then checks the word around it (a
-        # look-behind for the part before it); a trie over a block tries its alternatives at most characters.
-        groups = {}
-        for word in sorted(self.values):
-            index = max(range(len(word)), key=lambda i: (COMMON.find(word[i]) < 0, COMMON.find(word[i]), -i))
-            groups.setdefault(word[index], []).append((word[:index + 1], word[index + 1:]))
-        self.anchored = [re.compile(re.escape(anchor) + "(?:%s)" % "|".join(
-            ("(?<=%s)" % re.escape(before) if len(before) > 1 else "") + re.escape(after) for before, after in branches))
-            for anchor, branches in sorted(groups.items())]
+        self._anchored = None
+
+    @property
+    def anchored(self):
+        """For long texts, a regex per anchor character (each word's rarest character, by COMMON) that starts with it,
+        so that the regex engine looks for it with a fast literal search, then checks the word around it (a look-behind
+        for the part before it); a trie over a block tries its alternatives at most characters. Made on first use."""
+        if self._anchored is None:
+            groups = {}
+            for word in sorted(self.values):
+                index = max(range(len(word)), key=lambda i: (COMMON.find(word[i]) < 0, COMMON.find(word[i]), -i))
+                groups.setdefault(word[index], []).append((word[:index + 1], word[index + 1:]))
+            self._anchored = [re.compile(re.escape(anchor) + "(?:%s)" % "|".join(
+                ("(?<=%s)" % re.escape(before) if len(before) > 1 else "") + re.escape(after) for before, after in branches))
+                for anchor, branches in sorted(groups.items())]
+        return self._anchored
 
     def search(self, text, pos=0):
         """The trie's first match in ``text`` from ``pos``, or None."""
