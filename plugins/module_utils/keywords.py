@@ -7,7 +7,7 @@
 The redaction engine runs a rule only where one of its keywords occurs; the log scanner tries a known signature only
 where one of its hint words occurs. Both ask the same three questions of a :class:`Keywords`:
 
-* ``search(text)``: is any word there (one regex, a trie of the words);
+* ``trie.search(text)``: is any word there (one regex, a trie of the words);
 * ``present(text)``: the values (rule ids, rule indexes) of every word there;
 * ``line_starts(text)`` and ``positions(text)``: which lines of a long text hold a word, and where.
 """
@@ -70,10 +70,6 @@ class Keywords(object):
                 ("(?<=%s)" % re.escape(before) if len(before) > 1 else "") + re.escape(after) for before, after in branches))
                 for anchor, branches in sorted(groups.items())]
         return self._anchored
-
-    def search(self, text, pos=0):
-        """The trie's first match in ``text`` from ``pos``, or None."""
-        return self.trie.search(text, pos)
 
     def present(self, text):
         """The union of the values of the words that occur in ``text``: the trie searched from each place a word

@@ -24,9 +24,9 @@ import shlex
 
 REVISION = "deployment.kubernetes.io/revision"
 HISTORY = "deployment.kubernetes.io/revision-history"
-# A Deployment name (DNS-1123 subdomain) and a namespace (DNS-1123 label), as the API server accepts them.
 # How a module reaches kubectl: its argument spec (documented by the agentops.runbooks.kubectl doc fragment).
 CLIENT_SPEC = dict(kubectl=dict(type="str", default="kubectl"), kubeconfig=dict(type="path"), context=dict(type="str"))
+# A Deployment name (DNS-1123 subdomain) and a namespace (DNS-1123 label), as the API server accepts them.
 NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 NAMESPACE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 REVISION_WORD = re.compile(r"^(previous|[1-9][0-9]{0,9})$")

@@ -84,9 +84,7 @@ HINT_RULES = {}
 for _rule, _hints in RULE_HINTS.items():
     for _hint in _hints:
         HINT_RULES.setdefault(_hint, []).append(_rule)
-SIGNATURE_HINTS = tuple(HINT_RULES)
 HINTS = Keywords(HINT_RULES)  # hint -> the rules it gates
-HINT_GATE = HINTS.trie  # one search: does any hint occur?
 PATTERNS = dict(SIGNATURES)
 ID_HINTS = ("Id", "_id", "-id")
 RETRY_AFTER = re.compile(r"retry[-_]?after[\"']?\s*[:=]\s*[\"']?(\d+(?:\.\d+)?)", re.I)

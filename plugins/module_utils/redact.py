@@ -366,9 +366,9 @@ class Redactor(object):
         return value
 
     def block(self, value):
-        """``text`` of every line of ``value`` (whole lines, each with its newline), joined: the same result, with the
-        keyword prefilter run over the whole block (a literal search per anchor character) so that lines without any keyword are copied
-        without a regex of their own; only the lines a keyword marks go through ``text``."""
+        """``text`` of every line of ``value``, joined: the same result, with the keyword prefilter run over the whole
+        block (a literal search per anchor character) so that lines without any keyword are copied without a regex of
+        their own; only the lines a keyword marks go through ``text``."""
         if value and not value.endswith("\n"):  # a last line without its newline: as if it had one
             return self.block(value + "\n")[:-1]
         if self.custom or not value.isascii():  # lower() keeps every position only for ASCII

@@ -572,7 +572,7 @@ RULES = {
     # A signature rule is one table: "signature" (the regex searched in warn, error and fatal entries and in entries of
     # no known level: message, metadata and first stack line), "hints" (literals of its matches; the rule is tried only
     # when one occurs in the entry, so no hint may hold ':' or a line break) and "examples" (real lines it must match).
-    # plugins/module_utils/logscan.py derives its SIGNATURES, RULE_HINTS and HINT_GATE from them.
+    # plugins/module_utils/logscan.py derives its SIGNATURES, RULE_HINTS and HINTS from them.
     'log.spawn_einval': {
         "category": "log",
         "title": 'spawn EINVAL: the spawn call itself was refused',

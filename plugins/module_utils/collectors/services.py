@@ -402,9 +402,9 @@ class ServicesCollector(object):
                 self._incomplete("%s inspect" % runtime, fm.describe(exc))
                 continue
             for item in items:
-                state = sp.container_state(item, self.now)
-                facts[runtime]["containers"].append(state)
-                self.container(runtime, state)
+                box = sp.container_state(item, self.now)
+                facts[runtime]["containers"].append(box)
+                self.container(runtime, box)
 
     def container(self, runtime, state):
         if not state["restarts"] and state["status"] != "restarting":

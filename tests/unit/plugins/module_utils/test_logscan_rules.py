@@ -64,7 +64,7 @@ def test_known_tries_the_rules_of_every_hint_in_the_text_overlapping_and_nested_
     texts made of hints, their pieces and their overlaps, it must try exactly the rules of the hints that occur."""
     import random
     rnd = random.Random(7)
-    hints = logscan.SIGNATURE_HINTS
+    hints = tuple(logscan.HINT_RULES)
     pieces = list(hints) + [hint[:cut] for hint in hints for cut in range(1, len(hint))] + \
         [hint[cut:] for hint in hints for cut in range(1, len(hint))] + [" ", "x", "\n", "ENOENTIMEOUT"]
     monkeypatch.setattr(logscan, "PATTERNS", dict((rule_id, re.compile("")) for rule_id in logscan.PATTERNS))  # a rule tried matches
@@ -83,7 +83,8 @@ def test_logscan_derives_its_tables_from_the_catalog():
         assert pattern.pattern == RULES[rule_id]["signature"]
         assert logscan.RULE_HINTS[rule_id] == tuple(RULES[rule_id]["hints"])
         for hint in RULES[rule_id]["hints"]:
-            assert rule_id in logscan.HINT_RULES[hint] and logscan.HINT_GATE.search("x %s y" % hint)
+            assert rule_id in logscan.HINT_RULES[hint] and logscan.HINTS.trie.search("x %s y" % hint)
+            assert rule_id in logscan.HINTS.present("x %s y" % hint)
 
 
 @pytest.fixture(scope="module")
