@@ -48,6 +48,13 @@ def podman_has_state(environ=None):
     return any(os.path.isdir(path) for path in ("/var/lib/containers/storage", os.path.join(data, "containers", "storage")))
 
 
+def check_runtimes(runtimes):
+    """ValueError with one sentence when ``runtimes`` names something other than docker and podman."""
+    bad = [r for r in runtimes if r not in SOCKETS]
+    if bad:
+        raise ValueError("runtimes takes docker and podman, got %s." % ", ".join(bad))
+
+
 def reach(runtime, find, runner, timeout, incomplete, environ=None):
     """(engine, state, listed containers) of one runtime: its client (``find(runtime)``, run by ``runner(argv,
     timeout)``), else its API socket, else ``(None, "not present", None)``. A daemon that is not running is a state,

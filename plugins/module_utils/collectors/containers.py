@@ -593,9 +593,7 @@ class ContainersFamily(object):
 
     def collect(self, module, params):
         check_ranges(self, params, "seconds")
-        bad = [r for r in params["runtimes"] if r not in RUNTIMES]
-        if bad:
-            raise ValueError("runtimes takes docker and podman, got %s." % ", ".join(bad))
+        ce.check_runtimes(params["runtimes"])
         patterns = []
         for pattern in params["patterns"]:
             try:

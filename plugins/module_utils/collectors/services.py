@@ -476,9 +476,7 @@ class ServicesFamily(object):
         check_ranges(self, params, "seconds")
         if not params["patterns"]:
             raise ValueError("patterns must name at least one process pattern.")
-        bad = [r for r in params["runtimes"] if r not in ("docker", "podman")]
-        if bad:
-            raise ValueError("runtimes takes docker and podman, got %s." % ", ".join(bad))
+        ctr_engine.check_runtimes(params["runtimes"])
         if params["pm2"] not in ("", "auto") and not os.path.isabs(params["pm2"]):
             raise ValueError("pm2 must be auto or an absolute path, got %r." % params["pm2"])
         units = sp.service_units(params["services"])
